@@ -1,0 +1,1 @@
+"""Plumbing shared by every package: database, clock, extensions, domain signals."""

@@ -1,0 +1,23 @@
+"""Domain events. Senders call them inside the caller's transaction; receivers add rows to the same session.
+
+Each receiver gets keyword arguments only and must not commit: the sender owns the transaction,
+so a failure anywhere rolls the whole change back.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_events = Namespace()
+
+#: A signup was stored. kwargs: session, lead, submission, campaign (or None), created (bool), consented (bool).
+lead_captured = _events.signal("lead-captured")
+
+#: A lead's status changed. kwargs: session, lead, old_status, new_status, source, user (or None).
+lead_status_changed = _events.signal("lead-status-changed")
+
+#: A lead withdrew consent or was suppressed. kwargs: session, lead (or None), email, reason, source.
+lead_unsubscribed = _events.signal("lead-unsubscribed")
+
+#: A lead confirmed a double opt-in. kwargs: session, lead, enrollment.
+lead_confirmed = _events.signal("lead-confirmed")

@@ -1,0 +1,131 @@
+"""Leads and what they told us: submissions, consents, status changes, notes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.clock import now
+from core.columns import BigId, UTCDateTime
+from core.db import Base
+
+STATUSES = ("new", "contacted", "booked", "patient", "not_a_fit")
+INTERESTS = {
+    "knee": "Knee",
+    "hip": "Hip",
+    "shoulder": "Shoulder",
+    "spine": "Spine / back",
+    "elbow": "Elbow / tendon",
+    "ankle": "Ankle / foot",
+    "other": "Other",
+}
+CONTACT_METHODS = {"email": "Email", "phone": "Phone call", "text": "Text message"}
+
+
+class Lead(Base):
+    """A person who asked for a consultation; one row per normalized email."""
+
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # NULL once erased: the row stays for anonymous counts.
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    interest: Mapped[str | None] = mapped_column(String(16), index=True)
+    preferred_contact: Mapped[str] = mapped_column(String(8), default="email")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    # First-touch attribution, copied from the first submission so lists filter without joins.
+    source: Mapped[str] = mapped_column(String(100), default="direct", index=True)
+    landing_slug: Mapped[str | None] = mapped_column(String(64), index=True)
+    email_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contacted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    submissions: Mapped[list[Submission]] = relationship(back_populates="lead", order_by="Submission.id")
+    consents: Mapped[list[Consent]] = relationship(back_populates="lead", order_by="Consent.id")
+
+    @property
+    def display_name(self) -> str:
+        """First and last name, or a placeholder once erased."""
+        if self.erased_at:
+            return f"Erased lead #{self.id}"
+        return " ".join(part for part in (self.first_name, self.last_name) if part) or "(no name)"
+
+
+class Submission(Base):
+    """One post of the consultation form, kept with where it came from."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_lead_created", "lead_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    landing_slug: Mapped[str] = mapped_column(String(64), index=True)
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    utm_term: Mapped[str | None] = mapped_column(String(100))
+    utm_content: Mapped[str | None] = mapped_column(String(100))
+    referrer: Mapped[str | None] = mapped_column(String(1000))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    interest: Mapped[str | None] = mapped_column(String(16))
+    preferred_contact: Mapped[str | None] = mapped_column(String(8))
+    # Health detail: shown behind login only, never mailed or logged.
+    message: Mapped[str | None] = mapped_column(Text)
+    email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+
+    lead: Mapped[Lead] = relationship(back_populates="submissions")
+
+
+class Consent(Base):
+    """A consent given or withdrawn, with the version of the wording shown."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    purpose: Mapped[str] = mapped_column(String(32))  # email_marketing | privacy_notice
+    version: Mapped[str] = mapped_column(String(32))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(32))  # form | confirm | unsubscribe | one_click | provider | admin
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    lead: Mapped[Lead] = relationship(back_populates="consents")
+
+
+class StatusChange(Base):
+    """A lead's status moved; kept for the timeline and booking counts."""
+
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    old_status: Mapped[str | None] = mapped_column(String(16))
+    new_status: Mapped[str] = mapped_column(String(16), index=True)
+    source: Mapped[str] = mapped_column(String(32))  # admin | api | cli
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+
+
+class Note(Base):
+    """A staff note on a lead."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -1,0 +1,437 @@
+"""What happens to leads: capture a signup, change status, add notes, erase personal data.
+
+Every function takes the caller's session and never commits: wrap calls in
+`with db.write_transaction() as s:` so signal receivers (nurture, alerts) share the transaction.
+Never log names, emails, interest or message here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app, has_app_context
+from phonenumbers import timezone as phone_timezone
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from core import signals
+from core.clock import now
+from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING, PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION
+from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Consent, Lead, Note, StatusChange, Submission
+
+log = logging.getLogger(__name__)
+
+# Column widths of leads/submissions, so a service call never fails on an over-long value.
+LIMITS = {
+    "email": 320,
+    "first_name": 100,
+    "last_name": 100,
+    "phone": 32,
+    "timezone": 64,
+    "source": 100,
+    "landing_slug": 64,
+    "utm": 100,
+    "referrer": 1000,
+    "user_agent": 500,
+}
+MESSAGE_MAX = 2000
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+@dataclass
+class CaptureResult:
+    """What capture_lead did: the lead, the new submission, whether the lead is new and consented now."""
+
+    lead: Lead
+    submission: Submission
+    created: bool
+    consented: bool
+
+
+def normalize_email(raw: str) -> str:
+    """A syntactically valid address, lowercased; raises ValueError with a readable reason otherwise."""
+    try:
+        result = validate_email((raw or "").strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    # Mailboxes are case-insensitive in practice; one person must never become two leads.
+    normalized = result.normalized.lower()
+    if len(normalized) > LIMITS["email"]:
+        raise ValueError("The email address is too long.")
+    return normalized
+
+
+def valid_timezone(name: str | None) -> str | None:
+    """The IANA zone name if it is one, else None."""
+    name = (name or "").strip()
+    if not name or len(name) > LIMITS["timezone"] or name not in _zones():
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def timezone_for_phone(e164: str | None) -> str | None:
+    """The time zone of a phone number when it maps to exactly one zone."""
+    if not e164:
+        return None
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = [z for z in phone_timezone.time_zones_for_number(number) if valid_timezone(z)]
+    return zones[0] if len(zones) == 1 else None
+
+
+def _clip(value: Any, limit: int) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text[:limit] or None
+
+
+def source_for(utm_source: str | None, referrer: str | None) -> str:
+    """First-touch source: the utm_source, else the referring host, else 'direct'."""
+    if utm_source:
+        return utm_source[: LIMITS["source"]]
+    if referrer:
+        try:
+            host = urlsplit(referrer).hostname
+        except ValueError:
+            host = None
+        if host:
+            return host[: LIMITS["source"]]
+    return "direct"
+
+
+def _campaign_for(slug: str | None) -> Any:
+    if not slug or not has_app_context():
+        return None
+    campaigns = current_app.extensions.get("campaigns")
+    return campaigns.get(slug) if campaigns is not None else None
+
+
+@lru_cache(maxsize=4)
+def _insert_lead_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (email) DO NOTHING RETURNING id, built once per dialect."""
+    table = Lead.__table__
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["email"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["email"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database {dialect}")
+    return stmt.returning(table.c.id)
+
+
+_INSERT_SUBMISSION = insert(Submission.__table__).returning(Submission.__table__.c.id)
+_INSERT_CONSENT = insert(Consent.__table__)
+
+
+def _attach(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
+    """The ORM object of a row this transaction just inserted with `values`, without reading it back."""
+    key = session.identity_key(model, values["id"])
+    if key in session.identity_map:
+        # An object for a reused id is still in this session: load the row over it.
+        return session.get(model, values["id"], populate_existing=True)
+    obj = model(**values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class Signup:
+    """A signup cleaned and checked: everything capture_lead works out before it needs the database."""
+
+    email: str
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    interest: str | None
+    preferred_contact: str
+    message: str | None
+    consented: bool
+    privacy_ack: bool
+    timezone: str | None
+    landing_slug: str
+    utm: dict[str, str | None]
+    referrer: str | None
+    user_agent: str | None
+    source: str
+    consent_source: str
+    campaign: Any
+
+
+def prepare_signup(data: Mapping[str, Any], meta: Mapping[str, Any]) -> Signup:
+    """Normalize and check a signup (see capture_lead); raises ValueError for a bad email. Needs no database."""
+    phone = _clip(data.get("phone"), LIMITS["phone"])
+    preferred = data.get("preferred_contact")
+    utm = {name: _clip(meta.get(name), LIMITS["utm"]) for name in UTM_FIELDS}
+    referrer = _clip(meta.get("referrer"), LIMITS["referrer"])
+    slug = _clip(meta.get("landing_slug"), LIMITS["landing_slug"]) or ""
+    return Signup(
+        email=normalize_email(data["email"]),
+        first_name=_clip(data.get("first_name"), LIMITS["first_name"]),
+        last_name=_clip(data.get("last_name"), LIMITS["last_name"]),
+        phone=phone,
+        interest=data.get("interest") if data.get("interest") in INTERESTS else None,
+        preferred_contact=preferred if preferred in CONTACT_METHODS else "email",
+        message=(str(data.get("message") or "").strip()[:MESSAGE_MAX]) or None,
+        consented=bool(data.get("email_consent")),
+        privacy_ack=bool(data.get("privacy_ack", True)),
+        timezone=valid_timezone(data.get("timezone")) or timezone_for_phone(phone),
+        landing_slug=slug,
+        utm=utm,
+        referrer=referrer,
+        user_agent=_clip(meta.get("user_agent"), LIMITS["user_agent"]),
+        source=source_for(utm["utm_source"], referrer),
+        consent_source=str(meta.get("consent_source") or "form")[:32],
+        campaign=meta.get("campaign") or _campaign_for(slug),
+    )
+
+
+def capture_lead(session: Session, data: Mapping[str, Any], meta: Mapping[str, Any]) -> CaptureResult:
+    """Store one signup: upsert the lead by email, add a submission and consents, announce lead_captured.
+
+    data: email (required), first_name (required), last_name, phone (E.164), interest, preferred_contact,
+    message, email_consent (bool), privacy_ack (bool), timezone (IANA name from the browser, optional).
+    meta: landing_slug, utm_source/medium/campaign/term/content, referrer, user_agent, campaign (optional;
+    looked up from landing_slug when missing), consent_source (default "form").
+    """
+    return store_signup(session, prepare_signup(data, meta))
+
+
+def store_signup(session: Session, signup: Signup) -> CaptureResult:
+    """The database half of capture_lead, for a signup prepared before the write transaction began.
+
+    A web worker holds SQLite's only write lock while this runs, so it issues a few plain INSERTs
+    (no read-back, one ORM flush at most) and leaves every check to prepare_signup.
+    """
+    moment = now()
+    conn = session.connection()
+    lead_values = {
+        "email": signup.email,
+        "first_name": signup.first_name,
+        "last_name": signup.last_name,
+        "phone": signup.phone,
+        "interest": signup.interest,
+        "preferred_contact": signup.preferred_contact,
+        "timezone": signup.timezone,
+        "status": "new",
+        "source": signup.source,
+        "landing_slug": signup.landing_slug or None,
+        "email_opt_in": signup.consented,
+        "created_at": moment,
+        "updated_at": moment,
+    }
+    lead_id = conn.execute(_insert_lead_statement(conn.dialect.name), lead_values).scalar()
+    created = lead_id is not None
+    if created:
+        lead = _attach(
+            session,
+            Lead,
+            {
+                "id": lead_id,
+                **lead_values,
+                "status_changed_at": None,
+                "contacted_at": None,
+                "contacted_by_id": None,
+                "unsubscribed_at": None,
+                "erased_at": None,
+            },
+        )
+    else:
+        # populate_existing also drops collections loaded earlier, so the rows inserted below show up in them.
+        lead = session.scalars(
+            select(Lead).where(Lead.email == signup.email).execution_options(populate_existing=True)
+        ).one()
+        # A repeat signup refreshes what the person told us; blanks never wipe earlier answers.
+        lead.first_name = signup.first_name or lead.first_name
+        lead.last_name = signup.last_name or lead.last_name
+        lead.phone = signup.phone or lead.phone
+        lead.interest = signup.interest or lead.interest
+        lead.preferred_contact = signup.preferred_contact
+        lead.timezone = signup.timezone or lead.timezone
+        lead.updated_at = moment
+        if signup.consented:
+            # An unticked box on a later visit is not a withdrawal; withdrawing goes through unsubscribe.
+            lead.email_opt_in = True
+
+    submission_values = {
+        "lead_id": lead.id,
+        "landing_slug": signup.landing_slug,
+        **signup.utm,
+        "referrer": signup.referrer,
+        "user_agent": signup.user_agent,
+        "interest": signup.interest,
+        "preferred_contact": signup.preferred_contact,
+        "message": signup.message,
+        "email_consent": signup.consented,
+        "created_at": moment,
+    }
+    submission_id = conn.execute(_INSERT_SUBMISSION, submission_values).scalar_one()
+    submission = _attach(session, Submission, {"id": submission_id, **submission_values})
+    consents = [
+        {
+            "lead_id": lead.id,
+            "submission_id": submission_id,
+            "purpose": purpose,
+            "version": version,
+            "granted": True,
+            "source": signup.consent_source,
+            "created_at": moment,
+        }
+        for purpose, version, given in (
+            (PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION, signup.privacy_ack),
+            (EMAIL_MARKETING, CURRENT_EMAIL_CONSENT, signup.consented),
+        )
+        if given
+    ]
+    if consents:
+        conn.execute(_INSERT_CONSENT, consents)
+    log.info("lead %s captured on %s (new=%s, consented=%s)", lead.id, signup.landing_slug, created, signup.consented)
+    signals.lead_captured.send(
+        current_app._get_current_object(),
+        session=session,
+        lead=lead,
+        submission=submission,
+        campaign=signup.campaign,
+        created=created,
+        consented=signup.consented,
+    )
+    return CaptureResult(lead=lead, submission=submission, created=created, consented=signup.consented)
+
+
+def change_status(session: Session, lead: Lead, new_status: str, *, source: str, user: Any = None) -> bool:
+    """Move a lead to new_status (one of STATUSES) and announce it; False when it already had it."""
+    if new_status not in STATUSES:
+        raise ValueError(f"{new_status!r} is not a lead status (use {', '.join(STATUSES)})")
+    old_status = lead.status
+    if old_status == new_status:
+        return False
+    moment = now()
+    user_id = getattr(user, "id", None)
+    lead.status = new_status
+    lead.status_changed_at = moment
+    lead.updated_at = moment
+    if new_status == "contacted":
+        lead.contacted_at = moment
+        lead.contacted_by_id = user_id
+    session.add(
+        StatusChange(
+            lead_id=lead.id,
+            old_status=old_status,
+            new_status=new_status,
+            source=source[:32],
+            user_id=user_id,
+            created_at=moment,
+        )
+    )
+    session.flush()
+    log.info("lead %s status %s -> %s (%s)", lead.id, old_status, new_status, source)
+    signals.lead_status_changed.send(
+        current_app._get_current_object(),
+        session=session,
+        lead=lead,
+        old_status=old_status,
+        new_status=new_status,
+        source=source,
+        user=user,
+    )
+    return True
+
+
+def add_note(session: Session, lead: Lead, body: str, user: Any) -> Note:
+    """Add a staff note to a lead; raises ValueError when the note is empty."""
+    text = (body or "").strip()
+    if not text:
+        raise ValueError("A note needs some text.")
+    note = Note(lead_id=lead.id, user_id=getattr(user, "id", None), body=text, created_at=now())
+    session.add(note)
+    session.flush()
+    return note
+
+
+def find_lead(session: Session, email: str) -> Lead | None:
+    """The lead with this address (normalized first), or None; invalid addresses find nothing."""
+    try:
+        normalized = normalize_email(email)
+    except ValueError:
+        return None
+    return session.scalars(select(Lead).where(Lead.email == normalized)).first()
+
+
+def erase_lead(session: Session, lead: Lead) -> None:
+    """Remove the lead's personal data everywhere, keeping anonymous rows for counts."""
+    from alerts.models import WebhookEvent
+    from mailer.models import ProviderEvent, Suppression, email_hash
+    from nurture.models import Delivery, Enrollment
+
+    email = lead.email
+    moment = now()
+    if email:
+        session.execute(
+            update(Suppression)
+            .where((Suppression.email == email) | (Suppression.email_hash == email_hash(email)))
+            .values(email=None, detail=None)
+        )
+    delivery_ids = select(Delivery.id).where(Delivery.lead_id == lead.id).scalar_subquery()
+    session.execute(
+        update(ProviderEvent).where(ProviderEvent.delivery_id.in_(delivery_ids)).values(reason=None, url=None)
+    )
+    session.execute(update(Delivery).where(Delivery.lead_id == lead.id).values(recipient=None, error=None))
+    # Mail not yet handed to the provider must never go out to an erased person.
+    session.execute(
+        update(Delivery)
+        .where(Delivery.lead_id == lead.id, Delivery.state.in_(("pending", "retrying")))
+        .values(state="skipped", error="lead erased", due_at=None)
+    )
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.lead_id == lead.id)
+        .values(
+            state="exited",
+            exit_reason="erased",
+            next_send_at=None,
+            lease_owner=None,
+            ended_at=func.coalesce(Enrollment.ended_at, moment),
+        )
+    )
+    # Outgoing webhooks carry the lead's details: empty them, and stop any not yet delivered.
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.lead_id == lead.id, WebhookEvent.state.in_(("pending", "sending")))
+        .values(state="failed", last_error="lead erased before delivery", next_attempt_at=None)
+    )
+    session.execute(update(WebhookEvent).where(WebhookEvent.lead_id == lead.id).values(payload="{}"))
+    session.execute(delete(Note).where(Note.lead_id == lead.id))
+    session.execute(
+        update(Submission)
+        .where(Submission.lead_id == lead.id)
+        .values(message=None, referrer=None, user_agent=None, utm_term=None)
+    )
+    lead.email = None
+    lead.first_name = None
+    lead.last_name = None
+    lead.phone = None
+    lead.timezone = None
+    lead.email_opt_in = False
+    lead.erased_at = moment
+    lead.updated_at = moment
+    session.flush()
+    log.info("lead %s erased", lead.id)

@@ -1,0 +1,181 @@
+"""Landing pages at /<slug>, the consultation form's post, and the thank-you page."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, generate_csrf
+from markupsafe import Markup, escape
+
+from core.db import db
+from core.extensions import limiter
+from core.markdown import render as render_markdown
+from leads import services
+from leads.forms import SignupForm, capped, seconds_since, sign_started
+from nurture.definitions import RESERVED_SLUGS, Campaign, registry
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("leads", __name__)
+
+UTM_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_utm_value = capped(100)
+_referrer_value = capped(1000)
+
+
+def _campaign_or_404(slug: str) -> Campaign:
+    """The active campaign at this slug; anything else is the 404 page."""
+    if slug in RESERVED_SLUGS:
+        abort(404)
+    campaign = registry().get(slug)
+    if campaign is None or not campaign.active:
+        abort(404)
+    return campaign
+
+
+def _page_html(campaign: Campaign) -> Markup:
+    """The campaign's Markdown as HTML, rendered once per loaded campaign (campaigns never change after start-up)."""
+    cache: dict[str, tuple[Campaign, Markup]] = current_app.extensions.setdefault("leads.page_html", {})
+    entry = cache.get(campaign.slug)
+    # Identity, not equality: a reloaded registry brings new Campaign objects and so a fresh render.
+    if entry is None or entry[0] is not campaign:
+        entry = (campaign, render_markdown(campaign.page.markdown))
+        cache[campaign.slug] = entry
+    return entry[1]
+
+
+def _render(campaign: Campaign, form: SignupForm, status: int = 200, notice: str | None = None) -> Response:
+    html = render_template(
+        "leads/landing.html",
+        campaign=campaign,
+        page_html=_page_html(campaign),
+        form=form,
+        form_notice=notice,
+    )
+    return Response(html, status=status)
+
+
+# What differs between two first visits to a landing page; everything else is the same bytes for everyone.
+PAGE_SLOTS = (*UTM_PARAMS, "referrer", "started", "csrf_token")
+
+
+@dataclass(frozen=True)
+class LandingSkeleton:
+    """A campaign's landing page rendered once, cut at the per-visit values: literal, slot, literal, ..."""
+
+    campaign: Campaign
+    parts: tuple[str, ...]
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The page with each slot's value escaped as the form widgets escape attribute values."""
+        out = list(self.parts)
+        for index in range(1, len(out), 2):
+            # markupsafe's escape turns " into &#34; exactly as the widgets' html_params does.
+            out[index] = escape(values[out[index]])
+        return "".join(out)
+
+
+def _landing_form(slug: str, values: Mapping[str, str]) -> SignupForm:
+    """A fresh form for this landing page carrying the visit's values (UTM, referrer, start time, token)."""
+    form = SignupForm(formdata=None)
+    for name in (*UTM_PARAMS, "referrer", "started"):
+        getattr(form, name).data = values[name]
+    form.landing.data = slug
+    if form.meta.csrf:
+        form[form.meta.csrf_field_name].current_token = values["csrf_token"]
+    return form
+
+
+def _skeleton(campaign: Campaign, token: str) -> LandingSkeleton | None:
+    """The landing page of `campaign` cut at its slots, built on first use; None while templates auto-reload."""
+    if current_app.jinja_env.auto_reload:
+        return None
+    cache: dict[tuple[str, str], LandingSkeleton] = current_app.extensions.setdefault("leads.landing_pages", {})
+    key = (campaign.slug, request.script_root)
+    skeleton = cache.get(key)
+    if skeleton is not None and skeleton.campaign is campaign:
+        return skeleton
+    # Markers no visitor can guess, so a crafted UTM value can never be taken for a slot.
+    marker = secrets.token_hex(12)
+    html = _render(campaign, _landing_form(campaign.slug, {n: f"slot{marker}{n}end" for n in PAGE_SLOTS}))
+    html = html.get_data(as_text=True)
+    if token and token in html:
+        return None  # this visitor's own token leaked into the page: never serve it to anyone else
+    parts = re.split(f"slot{marker}([a-z_]+)end", html)
+    skeleton = LandingSkeleton(campaign=campaign, parts=tuple(parts))
+    cache[key] = skeleton
+    return skeleton
+
+
+def _signup_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
+
+
+@bp.get("/<slug>")
+def landing(slug: str) -> Response:
+    """Show a campaign's landing page with the form, carrying the visit's UTM tags and referrer."""
+    campaign = _campaign_or_404(slug)
+    args = request.args
+    values = {name: _utm_value(args.get(name, "")) for name in UTM_PARAMS}
+    values["referrer"] = _referrer_value(request.referrer or "")
+    values["started"] = sign_started()
+    # Also puts the token's secret in the visitor's session, as rendering the form's token field does.
+    values["csrf_token"] = generate_csrf() if current_app.config.get("WTF_CSRF_ENABLED", True) else ""
+    # The page is the same for every first visit but for these values: render it once, then fill them in.
+    skeleton = _skeleton(campaign, values["csrf_token"])
+    if skeleton is None:
+        return _render(campaign, _landing_form(slug, values))
+    return Response(skeleton.fill(values))
+
+
+@bp.post("/<slug>")
+@limiter.limit(_signup_limit, methods=["POST"])
+def signup(slug: str) -> Response:
+    """Take a consultation request: bots see the thank-you page, mistakes come back marked, the rest is stored."""
+    campaign = _campaign_or_404(slug)
+    # Only form bodies count; JSON or anything else is treated as an empty form, never parsed.
+    form = SignupForm(formdata=request.form)
+    thank_you = url_for("leads.thank_you", slug=slug)
+    if form.is_bot:
+        log.info("signup on %s dropped by the spam checks", slug)
+        return redirect(thank_you, code=303)
+    if not form.validate():
+        return _render(campaign, form, status=400)
+    meta = {
+        **form.tracking(),
+        "landing_slug": slug,
+        "user_agent": request.user_agent.string or None,
+        "campaign": campaign,
+    }
+    # Everything that needs no database happens before the write lock: on SQLite there is one for all workers.
+    signup = services.prepare_signup(form.signup_data(), meta)
+    with db.write_transaction() as session:
+        services.store_signup(session, signup)
+    return redirect(thank_you, code=303)
+
+
+@bp.get("/<slug>/thank-you")
+def thank_you(slug: str) -> str:
+    """Tell the visitor what happens next, without repeating anything they typed."""
+    campaign = _campaign_or_404(slug)
+    return render_template("leads/thank_you.html", campaign=campaign)
+
+
+@bp.errorhandler(CSRFError)
+def csrf_failed(exc: CSRFError) -> Response:
+    """An expired or missing form token: show the form again with the visitor's input and a fresh token."""
+    slug = (request.view_args or {}).get("slug", "")
+    campaign = registry().get(slug) if slug and slug not in RESERVED_SLUGS else None
+    notice = "Your form expired before it was sent. Please check your details and send it again."
+    if request.method != "POST" or campaign is None or not campaign.active:
+        return Response(render_template("errors/error.html", title="Please try again", message=notice, code=400), 400)
+    form = SignupForm(formdata=request.form)
+    if seconds_since(form.started.data) is None:
+        # Without a genuine start time the corrected re-post would be taken for a bot.
+        form.started.data = sign_started()
+    return _render(campaign, form, status=400, notice=notice)

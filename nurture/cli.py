@@ -1,0 +1,107 @@
+"""`flask campaigns ...` for marketers and `flask nurture ...` for operators."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from leads.models import INTERESTS
+from nurture import dispatch
+from nurture.definitions import load_campaigns, registry
+from nurture.schedule import timeline, zone
+
+log = logging.getLogger(__name__)
+
+campaigns_cli = AppGroup("campaigns", help="Check and preview the campaign files.")
+nurture_cli = AppGroup("nurture", help="The nurture worker: send what is due.")
+
+
+@campaigns_cli.command("validate")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def validate_command(directory: Path | None) -> None:
+    """Check every campaign under DIRECTORY (default: CAMPAIGNS_DIR); one line per problem."""
+    root = directory or Path(current_app.config["CAMPAIGNS_DIR"])
+    campaigns, problems = load_campaigns(root, current_app.config.get("BLOG_DIR"))
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo(f"{len(campaigns)} campaigns OK")
+
+
+def _parse_signup(value: str, tz_name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date and time (use 2026-11-23T22:15)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(tz_name, "UTC"))
+    return moment.astimezone(UTC)
+
+
+@campaigns_cli.command("simulate")
+@click.argument("slug")
+@click.option("--signup-at", "signup_at", default=None, help="When the lead signs up, e.g. 2026-11-23T22:15 (local).")
+@click.option("--tz", "tz_name", default=None, help="The lead's time zone (default: the campaign's).")
+@click.option("--interest", type=click.Choice(sorted(INTERESTS)), default=None, help="The lead's area of interest.")
+def simulate_command(slug: str, signup_at: str | None, tz_name: str | None, interest: str | None) -> None:
+    """Print when each email of campaign SLUG would leave for one lead, in local time and UTC."""
+    campaign = registry().get(slug)
+    if campaign is None:
+        known = ", ".join(c.slug for c in registry().all()) or "none"
+        raise click.UsageError(f"no campaign {slug!r} (known: {known})")
+    if tz_name:
+        try:
+            zone(tz_name, "invalid/zone")
+        except Exception:  # noqa: BLE001 - ZoneInfo raises several types for bad names
+            raise click.BadParameter(f"{tz_name!r} is not a time zone (use a name like America/Denver)") from None
+    tz_label = tz_name or campaign.window.timezone
+    start = _parse_signup(signup_at, tz_label) if signup_at else datetime.now(UTC)
+    scale = float(current_app.config.get("NURTURE_TIME_SCALE", 1.0) or 1.0)
+    local_start = start.astimezone(zone(tz_label, "UTC"))
+    click.echo(f"{campaign.name} ({campaign.slug}) in {tz_label}, signup {local_start:%a %d %b %H:%M %Z}")
+    if campaign.double_opt_in:
+        click.echo("double opt-in: the confirmation email leaves at once; the steps start when the lead confirms")
+    if scale != 1:
+        click.echo(f"NURTURE_TIME_SCALE={scale:g}: delays divided by {scale:g}, send window ignored")
+    days = ", ".join(campaign.window.days)
+    click.echo(f"send window: {days} {campaign.window.start:%H:%M}-{campaign.window.end:%H:%M} (lead's time zone)")
+    for planned in timeline(campaign, start, tz_name, interest, scale):
+        step = planned.step
+        when = f"{planned.local:%a %Y-%m-%d %H:%M %Z}  ({planned.at:%Y-%m-%d %H:%M} UTC)"
+        label = f"{step.index + 1}. {step.id:<20}"
+        if planned.skipped:
+            click.echo(f"{label} skipped: {planned.skipped}  [{step.subject}]")
+        else:
+            click.echo(f"{label} {when}  {step.subject}")
+
+
+@nurture_cli.command("tick")
+def tick_command() -> None:
+    """Run one pass: send what is due now, then exit."""
+    counts = dispatch.tick()
+    click.echo("tick " + (" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "idle"))
+
+
+@nurture_cli.command("run")
+def run_command() -> None:
+    """Run the worker: a tick every NURTURE_TICK_SECONDS until SIGTERM or Ctrl-C."""
+    from nurture.scheduler import run_worker
+
+    run_worker(current_app._get_current_object())
+
+
+@nurture_cli.command("resume-provider")
+def resume_provider_command() -> None:
+    """Lift the pause set when the mail provider refused our API key (fix the key first)."""
+    if dispatch.resume_provider():
+        click.echo("provider pause lifted: sending resumes at the next tick")
+    else:
+        click.echo("sending was not paused")

@@ -1,0 +1,156 @@
+"""Who is in which sequence: enroll on a consenting signup, exit on booking or unsubscribe, confirm double opt-ins.
+
+Receivers run inside the sender's transaction: they add rows to the given session and never commit.
+Never log names, emails or interests here; ids only.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import signals
+from core.clock import now
+from leads.models import Lead
+from nurture.definitions import Campaign, registry
+from nurture.models import Delivery, Enrollment
+from nurture.schedule import due_at
+
+log = logging.getLogger(__name__)
+
+# An unconfirmed lead gets one reminder this long after the confirmation email, and nothing else.
+REMINDER_AFTER = timedelta(days=2)
+
+
+def time_scale() -> float:
+    """NURTURE_TIME_SCALE of the current app (1 in production; 1440 plays a day in a minute)."""
+    return float(current_app.config.get("NURTURE_TIME_SCALE", 1.0) or 1.0)
+
+
+def first_send_at(campaign: Campaign, lead: Lead, start: datetime) -> datetime | None:
+    """When the first step of a sequence that starts at `start` is due (None when it has no steps)."""
+    if not campaign.steps:
+        return None
+    return due_at(start, campaign.steps[0], campaign.window, lead.timezone, time_scale())
+
+
+def _campaign(value: Any) -> Campaign | None:
+    slug = getattr(value, "slug", value)
+    return registry().get(slug) if isinstance(slug, str) else None
+
+
+def enroll(session: Session, lead: Lead, campaign: Campaign) -> Enrollment:
+    """Get or create the lead's enrollment in `campaign`; a repeat signup neither restarts nor duplicates it."""
+    enrollment = session.scalars(
+        select(Enrollment).where(Enrollment.lead_id == lead.id, Enrollment.campaign_slug == campaign.slug)
+    ).first()
+    if enrollment is not None:
+        return enrollment
+    moment = now()
+    enrollment = Enrollment(lead_id=lead.id, campaign_slug=campaign.slug, created_at=moment, next_step=0)
+    if campaign.double_opt_in:
+        enrollment.state = "pending"
+        session.add(enrollment)
+        session.flush()
+        session.add(
+            Delivery(
+                dedupe_key=f"confirm:{enrollment.id}",
+                kind="confirmation",
+                lead_id=lead.id,
+                enrollment_id=enrollment.id,
+                campaign_slug=campaign.slug,
+                state="pending",
+                due_at=moment,
+            )
+        )
+        session.add(
+            Delivery(
+                dedupe_key=f"reminder:{enrollment.id}",
+                kind="reminder",
+                lead_id=lead.id,
+                enrollment_id=enrollment.id,
+                campaign_slug=campaign.slug,
+                state="pending",
+                due_at=moment + REMINDER_AFTER / time_scale(),
+            )
+        )
+    else:
+        activate(enrollment, campaign, lead, moment)
+        session.add(enrollment)
+    session.flush()
+    log.info("enrollment %s created for lead %s in %s (%s)", enrollment.id, lead.id, campaign.slug, enrollment.state)
+    return enrollment
+
+
+def activate(enrollment: Enrollment, campaign: Campaign, lead: Lead, moment: datetime) -> None:
+    """Start the sequence: the first step becomes due (or the enrollment completes when there is none)."""
+    enrollment.next_step = 0
+    enrollment.next_send_at = first_send_at(campaign, lead, moment)
+    enrollment.state = "active" if enrollment.next_send_at is not None else "completed"
+    if enrollment.state == "completed":
+        enrollment.ended_at = moment
+
+
+def end_enrollments(session: Session, lead_id: int, reason: str, *, slugs: tuple[str, ...] | None = None) -> int:
+    """Exit the lead's pending and active enrollments (all, or those in `slugs`); returns how many ended.
+
+    Unsent confirmations and reminders of those enrollments are skipped with the same reason.
+    """
+    moment = now()
+    where = [Enrollment.lead_id == lead_id, Enrollment.state.in_(("pending", "active"))]
+    if slugs is not None:
+        where.append(Enrollment.campaign_slug.in_(slugs))
+    ids = list(session.scalars(select(Enrollment.id).where(*where)))
+    if not ids:
+        return 0
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(ids))
+        .values(state="exited", exit_reason=reason[:64], next_send_at=None, ended_at=moment)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.enrollment_id.in_(ids), Delivery.state.in_(("pending", "retrying")))
+        .values(state="skipped", error=f"enrollment ended: {reason}"[:500], due_at=None, updated_at=moment)
+        .execution_options(synchronize_session="fetch")
+    )
+    log.info("lead %s: %d enrollment(s) ended (%s)", lead_id, len(ids), reason)
+    return len(ids)
+
+
+def on_lead_captured(
+    sender: Flask, *, session: Session, lead: Lead, campaign: Any = None, consented: bool = False, **_: Any
+) -> None:
+    """A consenting signup enrolls the lead in its landing page's campaign."""
+    found = _campaign(campaign)
+    if not consented or found is None or not found.steps:
+        return
+    if lead.erased_at is not None or lead.email is None:
+        return
+    enroll(session, lead, found)
+
+
+def on_status_changed(sender: Flask, *, session: Session, lead: Lead, new_status: str, **_: Any) -> None:
+    """A status that ends a campaign (booked, patient, not a fit...) exits the lead from it."""
+    slugs = tuple(c.slug for c in registry().all() if new_status in c.exit_statuses)
+    if slugs:
+        end_enrollments(session, lead.id, f"status:{new_status}", slugs=slugs)
+
+
+def on_unsubscribed(sender: Flask, *, session: Session, lead: Lead | None = None, reason: str = "", **_: Any) -> None:
+    """Unsubscribe, bounce or spam report: every enrollment of the lead ends."""
+    if lead is not None:
+        end_enrollments(session, lead.id, f"unsubscribed:{reason or 'unsubscribe'}")
+
+
+def connect() -> None:
+    """Connect the receivers (idempotent: blinker keeps one connection per receiver)."""
+    signals.lead_captured.connect(on_lead_captured)
+    signals.lead_status_changed.connect(on_status_changed)
+    signals.lead_unsubscribed.connect(on_unsubscribed)

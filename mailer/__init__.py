@@ -1,0 +1,22 @@
+"""Email: message building, the senders chosen by MAIL_BACKEND, unsubscribe pages and the SendGrid webhook."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from mailer.base import register_composer
+
+
+def init_app(app: Flask) -> None:
+    """Install the sender, the nurture composer, and the unsubscribe and webhook views."""
+    from core.extensions import csrf
+    from mailer import views
+    from mailer.compose import compose_nurture_delivery
+    from mailer.senders import make_sender
+
+    app.extensions["mail_sender"] = make_sender(app.config)
+    register_composer(app, "nurture", compose_nurture_delivery)
+    # One-click unsubscribe (RFC 8058) and provider webhooks carry no cookie and no CSRF token.
+    csrf.exempt(views.unsubscribe)
+    csrf.exempt(views.sendgrid_events)
+    app.register_blueprint(views.bp)

@@ -1,0 +1,107 @@
+"""The suppression list: addresses we must never email again, and the one place that unsubscribes a lead."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import signals
+from core.clock import now
+from leads.models import Consent, Lead
+from mailer.base import PermanentError
+from mailer.models import Suppression, email_hash
+
+# Reasons that mean the person asked us to stop; a bounce or a drop is the mailbox, not the person.
+WITHDRAWAL_REASONS = frozenset({"unsubscribe", "spamreport", "group_unsubscribe", "manual"})
+CONSENT_PURPOSE = "email_marketing"
+WITHDRAWAL_VERSION = "withdrawal"
+# Suppression.source -> Consent.source
+_CONSENT_SOURCE = {"link": "unsubscribe", "one_click": "one_click", "provider": "provider", "admin": "admin"}
+
+
+class SuppressedError(PermanentError):
+    """The recipient is on the suppression list; nothing was sent."""
+
+
+def normalize(email: str) -> str:
+    """The form addresses are compared in."""
+    return email.strip().lower()
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    """True when this address must not be emailed."""
+    if not email:
+        return False
+    return session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(email))) is not None
+
+
+def _end_enrollments_directly(session: Session, lead: Lead, reason: str) -> None:
+    """Fallback when the nurture package offers no end_enrollments: stop the lead's sequences."""
+    from nurture.models import Enrollment
+
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.lead_id == lead.id, Enrollment.state.in_(("pending", "active")))
+        .values(state="exited", exit_reason=reason[:64], ended_at=now(), next_send_at=None)
+    )
+
+
+def suppress(
+    session: Session,
+    email: str | None,
+    reason: str,
+    source: str,
+    detail: str | None = None,
+    *,
+    lead: Lead | None = None,
+) -> Suppression | None:
+    """Block an address, withdraw the lead's email consent (if the person asked) and end their enrollments.
+
+    Safe to repeat. Runs inside the caller's transaction and never commits.
+    """
+    address = normalize(email) if email else None
+    if lead is None and address:
+        lead = session.scalar(select(Lead).where(Lead.email == address))
+    if address is None and lead is not None and lead.email:
+        address = normalize(lead.email)
+
+    row = None
+    if address:
+        row = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(address)))
+        if row is None:
+            row = Suppression(
+                email=address,
+                email_hash=email_hash(address),
+                reason=reason[:32],
+                source=source[:32],
+                detail=(detail or None) and detail[:500],
+                created_at=now(),
+            )
+            session.add(row)
+            session.flush()
+
+    withdrawing = lead is not None and reason in WITHDRAWAL_REASONS
+    if withdrawing and (lead.unsubscribed_at is None or lead.email_opt_in):
+        lead.unsubscribed_at = lead.unsubscribed_at or now()
+        lead.email_opt_in = False
+        session.add(
+            Consent(
+                lead_id=lead.id,
+                purpose=CONSENT_PURPOSE,
+                version=WITHDRAWAL_VERSION,
+                granted=False,
+                source=_CONSENT_SOURCE.get(source, source)[:32],
+                created_at=now(),
+            )
+        )
+    if lead is not None:
+        try:
+            from nurture.enrollment import end_enrollments  # noqa: F401  (its receiver ends them)
+        except ImportError:
+            _end_enrollments_directly(session, lead, reason)
+    signals.lead_unsubscribed.send(
+        current_app._get_current_object(), session=session, lead=lead, email=address, reason=reason, source=source
+    )
+    session.flush()
+    return row

@@ -1,0 +1,197 @@
+"""Page views counted on the server: no cookies, no third-party scripts, buffered and flushed in batches.
+
+Each process keeps counts in memory keyed by (day, page, utm_source, utm_campaign) and adds them to
+page_views with one upsert per key, so several workers (or processes) can flush into the same rows.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from collections import Counter
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, has_request_context, request
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from werkzeug.wrappers import Response
+
+from core import clock
+from core.db import db
+from public.models import PageView
+
+log = logging.getLogger(__name__)
+
+BOT_MARKERS = ("bot", "crawler", "spider", "slurp", "headless", "lighthouse")
+FLUSH_EVERY = 50
+FLUSH_SECONDS = 5.0
+MAX_KEYS = 10_000  # if the database stays down, stop growing rather than eat memory
+# A key the database refuses this many flushes in a row is dropped, so it cannot block the others forever.
+MAX_FAILURES = 3
+
+Key = tuple[date, str, str, str]
+_buffers: weakref.WeakSet[PageViewBuffer] = weakref.WeakSet()
+
+
+class PageViewBuffer:
+    """Counts waiting to be written; thread-safe, one per app."""
+
+    def __init__(self, engine: Engine, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS) -> None:
+        self.engine = engine
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._counts: Counter[Key] = Counter()
+        self._pending = 0
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._failures: dict[Key, int] = {}
+        _buffers.add(self)
+
+    def add(self, key: Key, views: int = 1) -> None:
+        """Count `views` more for this key."""
+        with self._lock:
+            if key not in self._counts and len(self._counts) >= MAX_KEYS:
+                return
+            self._counts[key] += views
+            self._pending += views
+
+    @property
+    def pending(self) -> int:
+        """Views counted but not yet written."""
+        with self._lock:
+            return self._pending
+
+    def due(self) -> bool:
+        """Whether enough views or time have gathered to write them."""
+        with self._lock:
+            if not self._pending:
+                return False
+            return self._pending >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds
+
+    def flush(self) -> int:
+        """Write the buffered counts; returns the number of views written (0 if none or on failure)."""
+        with self._flush_lock:
+            with self._lock:
+                counts, self._counts = self._counts, Counter()
+                self._pending = 0
+                self._last_flush = time.monotonic()
+            if not counts:
+                return 0
+            try:
+                _upsert(self.engine, counts)
+            except Exception as exc:  # noqa: BLE001 - counts must never break a page
+                log.warning("page views not saved as a batch (%s); saving them one by one", type(exc).__name__)
+                return self._flush_one_by_one(counts)
+            self._failures.clear()
+            return sum(counts.values())
+
+    def _flush_one_by_one(self, counts: Counter[Key]) -> int:
+        """Write each key alone, so one row the database refuses cannot stop all counting; retry the others."""
+        written = 0
+        for key, views in counts.items():
+            try:
+                _upsert(self.engine, Counter({key: views}))
+            except Exception:  # noqa: BLE001 - kept for the next flush, dropped after MAX_FAILURES tries
+                failures = self._failures.get(key, 0) + 1
+                if failures >= MAX_FAILURES:
+                    self._failures.pop(key, None)
+                    log.error("dropped %d page view(s) the database refused %d times", views, failures)
+                else:
+                    self._failures[key] = failures
+                    self.add(key, views)
+            else:
+                self._failures.pop(key, None)
+                written += views
+        return written
+
+
+def _upsert(engine: Engine, counts: Counter[Key]) -> None:
+    rows = [
+        {"day": day, "page": page, "utm_source": source, "utm_campaign": campaign, "views": views}
+        for (day, page, source, campaign), views in sorted(counts.items())
+    ]
+    dialect = engine.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(PageView)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["day", "page", "utm_source", "utm_campaign"],
+        set_={"views": func.coalesce(PageView.views, 0) + stmt.excluded.views},
+    )
+    with engine.connect() as conn:
+        # SQLite: take the write lock at BEGIN so concurrent flushes wait instead of failing.
+        conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            conn.execute(stmt, rows)
+
+
+def is_bot(user_agent: str) -> bool:
+    """Crawlers and test robots are not visitors."""
+    agent = user_agent.lower()
+    return any(marker in agent for marker in BOT_MARKERS)
+
+
+def _clip(value: str | None, limit: int = 100) -> str:
+    # PostgreSQL refuses NUL: one such key would fail every later flush of the batch it sits in.
+    return (value or "").replace("\x00", "").strip()[:limit]
+
+
+def record(page: str, utm_source: str | None = "", utm_campaign: str | None = "") -> None:
+    """Count one view of `page` today (clinic time) from this UTM source and campaign; bots and HEADs are skipped."""
+    if has_request_context() and (request.method != "GET" or is_bot(request.headers.get("User-Agent", ""))):
+        return
+    buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
+    if buffer is None:
+        return
+    zone = ZoneInfo(current_app.config.get("CLINIC_TIMEZONE") or "UTC")
+    day = clock.now().astimezone(zone).date()
+    # Lowercase before clipping: some letters grow when lowercased and would overflow the column.
+    buffer.add((day, _clip(page, 200), _clip((utm_source or "").lower()), _clip((utm_campaign or "").lower())))
+
+
+def record_request(page: str) -> None:
+    """Count a view of `page` with the UTM source and campaign of the current request's URL."""
+    record(page, request.args.get("utm_source"), request.args.get("utm_campaign"))
+
+
+def _landing_slugs() -> set[str]:
+    campaigns = current_app.extensions.get("campaigns")
+    return {c.slug for c in campaigns.active()} if campaigns is not None else set()
+
+
+def _after_request(response: Response) -> Response:
+    # Landing pages belong to the leads blueprint; count them here so that view needs no change.
+    if request.method == "GET" and response.status_code == 200:
+        slug = request.path.strip("/")
+        if request.path == f"/{slug}" and slug in _landing_slugs():
+            record_request(request.path)
+    buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
+    if buffer is not None and buffer.due():
+        # Written after the response has gone out, so the visitor never waits for the database.
+        response.call_on_close(buffer.flush)
+    return response
+
+
+def flush_all() -> None:
+    """Write every buffer in this process (at exit)."""
+    for buffer in list(_buffers):
+        if buffer.pending:
+            buffer.flush()
+
+
+def init_app(app: Flask) -> None:
+    """Create this app's buffer and count landing-page views after each request."""
+    app.extensions["pageviews"] = PageViewBuffer(
+        db.engine,
+        flush_every=int(app.config.get("PAGEVIEW_FLUSH_EVERY", FLUSH_EVERY)),
+        flush_seconds=float(app.config.get("PAGEVIEW_FLUSH_SECONDS", FLUSH_SECONDS)),
+    )
+    app.after_request(_after_request)
+
+
+atexit.register(flush_all)

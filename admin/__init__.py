@@ -1,0 +1,42 @@
+"""The marketing team's workspace under /admin."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from werkzeug.wrappers import Response
+
+from admin.models import User
+from core.db import db
+from core.extensions import login_manager
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's loader: an active user by id, or None."""
+    if not user_id.isdecimal():
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
+def init_app(app: Flask) -> None:
+    """Register the admin blueprint, the `flask users` and `flask demo` commands and the test-send composer."""
+    from admin import cli, views  # noqa: F401 - importing the views registers their routes
+    from admin.blueprint import bp, endpoint_for_path, guard_admin_path, has_endpoint
+    from admin.views.campaigns import compose_test_delivery
+    from mailer.base import register_composer
+
+    app.register_blueprint(bp)
+    app.cli.add_command(cli.users_cli)
+    app.cli.add_command(cli.demo_cli)
+    register_composer(app, "test", compose_test_delivery)
+
+    @app.before_request
+    def _guard_other_admin_pages() -> Response | None:
+        # Screens other packages mount under /admin (e.g. webhooks) need a login too.
+        if request.blueprint != "admin" and (request.path == "/admin" or request.path.startswith("/admin/")):
+            return guard_admin_path()
+        return None
+
+    app.jinja_env.globals["admin_has_endpoint"] = has_endpoint
+    app.jinja_env.globals["admin_endpoint_for_path"] = endpoint_for_path

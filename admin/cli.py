@@ -1,0 +1,106 @@
+"""`flask users ...` (staff accounts) and `flask demo ...` (first-run setup, sample data)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from admin.models import ROLES, User
+from admin.users import UserError, create_user, find_user, normalize_user_email, set_password
+from core.db import db
+
+users_cli = AppGroup("users", help="Staff accounts for /admin.")
+demo_cli = AppGroup("demo", help="First-run setup and sample data.")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default="marketer",
+    show_default=True,
+    help="admin may erase leads and manage users.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def users_create(email: str, role: str, password_stdin: bool) -> None:
+    """Create a user who signs in with EMAIL (the password is asked twice, at least 12 characters)."""
+    try:
+        address = normalize_user_email(email)
+        password = _read_password(password_stdin)
+        with db.write_transaction() as s:
+            user = create_user(s, address, password, role)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {user.role} {user.email}")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List users with their role, state and last sign-in."""
+    rows = list(db.session.scalars(select(User).order_by(User.email)))
+    if not rows:
+        click.echo("no users (create one with: flask users create EMAIL --role admin)")
+    for user in rows:
+        last = f"{user.last_login_at:%Y-%m-%d %H:%M} UTC" if user.last_login_at else "never"
+        state = "active" if user.active else "inactive"
+        click.echo(f"{user.email}\t{user.role}\t{state}\tlast sign-in {last}")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def users_set_password(email: str, password_stdin: bool) -> None:
+    """Set a new password for EMAIL."""
+    with db.write_transaction() as s:
+        user = find_user(s, email)
+        if user is None:
+            raise click.ClickException(f"no user {email}")
+        try:
+            set_password(user, _read_password(password_stdin))
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"password changed for {user.email}")
+
+
+@demo_cli.command("setup")
+def demo_setup_command() -> None:
+    """Idempotent first run: an admin with a random password (printed once) if no user exists; campaign switches."""
+    from admin.services import demo_setup
+
+    with db.write_transaction() as s:
+        created = demo_setup(s)
+    if created:
+        email, password = created
+        click.echo("Created the first admin user. This password is shown only now:")
+        click.echo(f"  email:    {email}")
+        click.echo(f"  password: {password}")
+        click.echo("Sign in at /admin/login; add colleagues with `flask users create EMAIL`.")
+    else:
+        click.echo("users exist already; campaign switches checked")
+
+
+@demo_cli.command("seed")
+@click.option("--leads", "count", type=click.IntRange(1, 2_000_000), default=1000, show_default=True)
+@click.option(
+    "--days", type=click.IntRange(1, 3650), default=120, show_default=True, help="Spread signups over this many days."
+)
+@click.option("--seed", "random_seed", type=int, default=None, help="Random seed, for repeatable data.")
+def demo_seed_command(count: int, days: int, random_seed: int | None) -> None:
+    """Fill the database with realistic leads, submissions, consents, enrollments, deliveries and page views."""
+    from admin.seed import seed
+
+    started = time.perf_counter()
+    totals = seed(count, days=days, random_seed=random_seed)
+    took = time.perf_counter() - started
+    click.echo(", ".join(f"{v:,} {k}" for k, v in totals.items()) + f" in {took:.1f}s")

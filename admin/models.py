@@ -1,0 +1,80 @@
+"""Staff accounts for the marketing workspace."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.clock import now
+from core.columns import BigId, UTCDateTime
+from core.db import Base
+
+ROLES = ("admin", "marketer")
+
+
+class User(UserMixin, Base):
+    """A member of staff who signs in to /admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="marketer")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        """Deactivated users cannot sign in."""
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins may erase leads and manage users."""
+        return self.role == "admin"
+
+
+def _admin_indexes() -> None:
+    """Indexes on other packages' tables that the admin's lists and dashboard need at 100,000+ leads."""
+    from sqlalchemy import Index, text
+
+    from leads.models import Lead, Submission
+    from nurture.models import Delivery, Enrollment
+
+    # The call-back queue: new leads nobody has contacted, oldest first (the leads page's default order).
+    waiting = text("status = 'new' AND contacted_at IS NULL AND erased_at IS NULL")
+    Index("ix_leads_waiting", Lead.created_at, sqlite_where=waiting, postgresql_where=waiting)
+    # The same queue counted for one campaign without reading rows.
+    Index(
+        "ix_leads_waiting_landing",
+        Lead.landing_slug,
+        Lead.created_at,
+        sqlite_where=waiting,
+        postgresql_where=waiting,
+    )
+    Index("ix_leads_erased_at", Lead.erased_at)
+    # A campaign's leads in a date range, counted from the index alone (the list filter and the dashboard).
+    Index("ix_leads_landing_created", Lead.landing_slug, Lead.created_at, Lead.erased_at)
+    # Columns in GROUP BY order: the dashboard's funnel and top sources in one scan with no sort, seeking
+    # each (source, status, opt-in) group's period when SQLite has statistics (skip-scan).
+    Index("ix_leads_funnel", Lead.source, Lead.status, Lead.email_opt_in, Lead.created_at, Lead.landing_slug)
+    # The dashboard's UTM campaigns: grouped in index order, the period read from the index.
+    Index(
+        "ix_submissions_utm",
+        Submission.landing_slug,
+        Submission.utm_campaign,
+        Submission.created_at,
+        Submission.lead_id,
+    )
+    # Campaign membership by enrollment, probed per campaign (the leads filter).
+    Index("ix_enrollments_campaign_lead", Enrollment.campaign_slug, Enrollment.lead_id)
+    # Emails delivered in a period: a range count on (kind, delivered_at).
+    Index("ix_deliveries_kind_delivered", Delivery.kind, Delivery.delivered_at, Delivery.campaign_slug)
+
+
+_admin_indexes()

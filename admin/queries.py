@@ -1,0 +1,553 @@
+"""Read-only queries of the admin screens: the lead filter (list and CSV share it), dashboard, campaigns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select
+from sqlalchemy.orm import Session
+
+from leads.models import INTERESTS, STATUSES, Lead, Submission
+from mailer.models import ProviderEvent
+from nurture.models import Delivery, Enrollment, SystemFlag, WorkerHeartbeat
+from public.models import PageView
+
+PER_PAGE = 50
+SORTS = {
+    "waiting": "Waiting first",
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "name": "Name",
+    "status": "Status",
+}
+BOOKED_STATUSES = ("booked", "patient")
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    """What the leads table shows; parsed from the query string, rendered back into links."""
+
+    q: str = ""
+    status: str = ""
+    campaign: str = ""
+    interest: str = ""
+    source: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    sort: str = "waiting"
+    page: int = 1
+    errors: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> LeadFilter:
+        """Parse request.args; unknown values are dropped with a message instead of failing."""
+        errors: list[str] = []
+
+        def pick(name: str, allowed: Any) -> str:
+            value = (args.get(name) or "").strip()
+            if value and value not in allowed:
+                errors.append(f"Unknown {name} {value[:40]!r} ignored.")
+                return ""
+            return value
+
+        def day(name: str) -> date | None:
+            value = (args.get(name) or "").strip()
+            if not value:
+                return None
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                errors.append(f"{name.replace('_', ' ').capitalize()} {value[:20]!r} is not a date (use YYYY-MM-DD).")
+                return None
+
+        try:
+            page = max(1, min(int(args.get("page") or 1), 1_000_000))
+        except ValueError:
+            page = 1
+        sort = (args.get("sort") or "waiting").strip()
+        return cls(
+            q=(args.get("q") or "").strip()[:200],
+            status=pick("status", STATUSES),
+            campaign=(args.get("campaign") or "").strip()[:64],
+            interest=pick("interest", INTERESTS),
+            source=(args.get("source") or "").strip()[:100],
+            date_from=day("date_from"),
+            date_to=day("date_to"),
+            sort=sort if sort in SORTS else "waiting",
+            page=page,
+            errors=tuple(errors),
+        )
+
+    def args(self, **changes: Any) -> dict[str, str]:
+        """Query-string arguments for a link to this filter with some values changed."""
+        values = replace(self, **changes) if changes else self
+        out = {
+            "q": values.q,
+            "status": values.status,
+            "campaign": values.campaign,
+            "interest": values.interest,
+            "source": values.source,
+            "date_from": values.date_from.isoformat() if values.date_from else "",
+            "date_to": values.date_to.isoformat() if values.date_to else "",
+            "sort": "" if values.sort == "waiting" else values.sort,
+            "page": "" if values.page == 1 else str(values.page),
+        }
+        return {k: v for k, v in out.items() if v}
+
+    @property
+    def active(self) -> bool:
+        """Whether anything narrows the list."""
+        return bool(
+            self.q or self.status or self.campaign or self.interest or self.source or self.date_from or self.date_to
+        )
+
+
+def local_day_start(day: date, tz: str) -> datetime:
+    """Midnight of `day` in the clinic's time zone, as aware UTC."""
+    return datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(UTC)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_clause(q: str, sqlite: bool) -> Any:
+    """Every word must appear in the name, email or phone (case-insensitive)."""
+    clauses = []
+    for word in q.split()[:5]:
+        pattern = f"%{_like_escape(word.lower())}%"
+
+        def match(column: Any, pattern: str = pattern) -> Any:
+            # SQLite's LIKE already ignores ASCII case (as its lower() does); PostgreSQL needs ILIKE.
+            return column.like(pattern, escape="\\") if sqlite else column.ilike(pattern, escape="\\")
+
+        options = [match(Lead.email), match(Lead.first_name), match(Lead.last_name)]
+        digits = re.sub(r"\D", "", word)
+        if len(digits) >= 3:
+            options.append(Lead.phone.like(f"%{digits}%"))
+        clauses.append(or_(*options))
+    return and_(*clauses)
+
+
+def waiting_clause() -> Any:
+    """New leads nobody has contacted yet: the front desk's call-back queue."""
+    # A literal 'new' (not a bound parameter) so SQLite matches the partial index ix_leads_waiting.
+    return and_(Lead.status == literal_column("'new'"), Lead.contacted_at.is_(None))
+
+
+def _campaign_clause(campaign: str, part: str) -> Any:
+    """Leads of a campaign: landed on its page, or enrolled in it. `part` picks one of the two disjoint halves."""
+    landed = Lead.landing_slug == campaign
+    if part == "landed":
+        return landed
+    enrolled = select(Enrollment.lead_id).where(Enrollment.campaign_slug == campaign)
+    if part == "enrolled_only":
+        # Driven by ix_enrollments_campaign_lead: only that campaign's enrollments are looked at.
+        return and_(or_(Lead.landing_slug.is_(None), Lead.landing_slug != campaign), Lead.id.in_(enrolled))
+    # Row by row (a probe of the (lead_id, campaign_slug) unique index), so an ordered, limited page
+    # stops after a page's worth of rows instead of building the whole set first.
+    member = select(Enrollment.id).where(Enrollment.lead_id == Lead.id, Enrollment.campaign_slug == campaign)
+    return or_(landed, member.exists())
+
+
+def filtered_leads(f: LeadFilter, tz: str, sqlite: bool = True, campaign_part: str = "any") -> Select:
+    """SELECT of the leads matching the filter, unordered; the list, its count and the CSV all use it."""
+    stmt = select(Lead).where(Lead.erased_at.is_(None))
+    if f.q:
+        stmt = stmt.where(_search_clause(f.q, sqlite))
+    if f.status:
+        stmt = stmt.where(Lead.status == f.status)
+    if f.interest:
+        stmt = stmt.where(Lead.interest == f.interest)
+    if f.source:
+        stmt = stmt.where(Lead.source == f.source)
+    if f.campaign:
+        stmt = stmt.where(_campaign_clause(f.campaign, campaign_part))
+    if f.date_from:
+        stmt = stmt.where(Lead.created_at >= local_day_start(f.date_from, tz))
+    if f.date_to:
+        stmt = stmt.where(Lead.created_at < local_day_start(f.date_to + timedelta(days=1), tz))
+    return stmt
+
+
+def _ordered(stmt: Select, sort: str) -> Select:
+    if sort == "oldest":
+        return stmt.order_by(Lead.created_at.asc(), Lead.id.asc())
+    if sort == "name":
+        return stmt.order_by(func.lower(Lead.last_name), func.lower(Lead.first_name), Lead.id)
+    if sort == "status":
+        order = case({s: i for i, s in enumerate(STATUSES)}, value=Lead.status)
+        return stmt.order_by(order, Lead.created_at.desc(), Lead.id.desc())
+    return stmt.order_by(Lead.created_at.desc(), Lead.id.desc())
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _counts(session: Session, f: LeadFilter, tz: str) -> tuple[int, int]:
+    """(matching leads, of which waiting): index-only counts where the filter allows, else one pass."""
+    waiting = waiting_clause()
+    sqlite = _is_sqlite(session)
+    if f.campaign:
+        # The two disjoint halves of a campaign each count from one index (landing page, then enrollments);
+        # one pass over their union would read every member row.
+        total = waiting_total = 0
+        landed = filtered_leads(f, tz, sqlite, campaign_part="landed")
+        total += session.scalar(landed.with_only_columns(func.count())) or 0
+        waiting_total += session.scalar(landed.where(waiting).with_only_columns(func.count())) or 0
+        # Few leads are enrolled in a campaign they did not land on: one pass reads both numbers.
+        others = filtered_leads(f, tz, sqlite, campaign_part="enrolled_only")
+        row = session.execute(
+            others.with_only_columns(func.count(), func.coalesce(func.sum(case((waiting, 1), else_=0)), 0))
+        ).one()
+        total, waiting_total = total + int(row[0]), waiting_total + int(row[1])
+        return total, waiting_total
+    base = filtered_leads(f, tz, sqlite)
+    if not f.active:
+        total = session.scalar(base.with_only_columns(func.count())) or 0
+        return total, session.scalar(base.where(waiting).with_only_columns(func.count())) or 0
+    row = session.execute(
+        base.with_only_columns(func.count(), func.coalesce(func.sum(case((waiting, 1), else_=0)), 0))
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _waiting_first(stmt: Select) -> Select:
+    """The default order in one statement: the waiting queue oldest first, then everyone else newest first."""
+    is_waiting = case((waiting_clause(), 0), else_=1)
+    return stmt.order_by(
+        is_waiting, case((waiting_clause(), Lead.created_at)).asc(), Lead.created_at.desc(), Lead.id.desc()
+    )
+
+
+@dataclass
+class LeadPage:
+    """One page of the leads table."""
+
+    leads: list[Lead]
+    total: int
+    waiting: int
+    page: int
+    pages: int
+
+
+def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE) -> LeadPage:
+    """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else."""
+    base = filtered_leads(f, tz, _is_sqlite(session))
+    offset = (f.page - 1) * per_page
+    if not (f.q and f.sort == "waiting"):
+        total, waiting = _counts(session, f, tz)
+    if f.sort != "waiting":
+        leads = list(session.scalars(_ordered(base, f.sort).limit(per_page).offset(offset)))
+    elif f.q:
+        # A search reads every row anyway: one scan returns the ordered ids, then only one page is loaded.
+        ordered = session.execute(
+            _waiting_first(base.with_only_columns(Lead.id, case((waiting_clause(), 1), else_=0)))
+        ).all()
+        total, waiting = len(ordered), sum(row[1] for row in ordered)
+        ids = [row[0] for row in ordered[offset : offset + per_page]]
+        found = {lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(ids)))} if ids else {}
+        leads = [found[i] for i in ids]
+    else:
+        # Two index walks (the partial waiting index, then created_at) instead of sorting the whole table.
+        leads = []
+        if offset < waiting:
+            first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
+            leads = list(session.scalars(first.limit(per_page).offset(offset)))
+        remaining = per_page - len(leads)
+        if remaining > 0:
+            rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
+            leads += list(session.scalars(rest.limit(remaining).offset(max(0, offset - waiting))))
+    pages = max(1, -(-total // per_page))
+    return LeadPage(leads=leads, total=total, waiting=waiting, page=f.page, pages=pages)
+
+
+def iter_filtered(session: Session, f: LeadFilter, tz: str) -> Iterator[Lead]:
+    """Every lead matching the filter, in the list's order, streamed in batches (for the CSV export)."""
+    base = filtered_leads(f, tz, _is_sqlite(session))
+    stmt = _waiting_first(base) if f.sort == "waiting" else _ordered(base, f.sort)
+    yield from session.scalars(stmt.execution_options(yield_per=1000))
+
+
+def filter_choices(session: Session) -> dict[str, list[str]]:
+    """Values offered in the filter menus: sources and campaigns seen in the data."""
+    from nurture.definitions import registry
+
+    sources = list(session.scalars(select(Lead.source).distinct().order_by(Lead.source).limit(200)))
+    campaigns = sorted(
+        {c.slug for c in registry().all()}
+        | set(session.scalars(select(Lead.landing_slug).distinct().where(Lead.landing_slug.is_not(None)).limit(200)))
+    )
+    return {"sources": [s for s in sources if s], "campaigns": campaigns}
+
+
+# ---- Dashboard -------------------------------------------------------------------------------
+
+
+@dataclass
+class Dashboard:
+    """Figures for one period and (optionally) one campaign."""
+
+    days: int
+    campaign: str
+    start: datetime
+    end: datetime
+    funnel: list[tuple[str, int]]
+    per_day: list[tuple[date, int]]
+    top_sources: list[tuple[str, int, int]]
+    top_sources_booked: list[tuple[str, int, int]]
+    top_campaigns: list[tuple[str, int, int]]
+    top_campaigns_booked: list[tuple[str, int, int]]
+    alerts: list[dict[str, str]]
+
+
+def _page_views(session: Session, start_day: date, end_day: date, campaign: str) -> tuple[int, int]:
+    """(views of landing and blog pages, blog visits from nurture emails) in the period."""
+    in_period = and_(PageView.day >= start_day, PageView.day <= end_day)
+    views = select(func.coalesce(func.sum(PageView.views), 0)).where(in_period)
+    blog = select(func.coalesce(func.sum(PageView.views), 0)).where(
+        in_period, PageView.utm_source == "nurture", PageView.page.like("/blog/%")
+    )
+    if campaign:
+        views = views.where(or_(PageView.page == f"/{campaign}", PageView.utm_campaign == campaign))
+        blog = blog.where(PageView.utm_campaign == campaign)
+    return int(session.scalar(views) or 0), int(session.scalar(blog) or 0)
+
+
+def dashboard(session: Session, days: int, campaign: str, moment: datetime, tz: str) -> Dashboard:
+    """The funnel for leads who signed up in the last `days` days (cohort: booked counts those leads now booked)."""
+    zone = ZoneInfo(tz)
+    today = moment.astimezone(zone).date()
+    first_day = today - timedelta(days=days - 1)
+    start = local_day_start(first_day, tz)
+    leads_in = and_(Lead.created_at >= start, Lead.created_at <= moment)
+    if campaign:
+        leads_in = and_(leads_in, Lead.landing_slug == campaign)
+    # The funnel and the sources from one scan of ix_leads_funnel, grouped in its column order (no sort).
+    rows = session.execute(
+        select(Lead.source, Lead.status, Lead.email_opt_in, func.count())
+        .where(leads_in)
+        .group_by(Lead.source, Lead.status, Lead.email_opt_in)
+    ).all()
+    per_source: dict[str, list[int]] = {}
+    signups = consented = booked = 0
+    for source, status, opted, n in rows:
+        n = int(n)
+        won = n if status in BOOKED_STATUSES else 0
+        signups, booked = signups + n, booked + won
+        consented += n if opted else 0
+        entry = per_source.setdefault(source or "direct", [0, 0])
+        entry[0] += n
+        entry[1] += won
+    top_sources = [(name, n, won) for name, (n, won) in per_source.items()]
+    per_day = list(
+        zip(
+            [first_day + timedelta(days=i) for i in range(days)],
+            _signups_per_day(session, zone, first_day, days, moment, campaign),
+            strict=True,
+        )
+    )
+
+    delivered_q = select(func.count()).where(
+        Delivery.delivered_at >= start, Delivery.delivered_at <= moment, Delivery.kind == "nurture"
+    )
+    if campaign:
+        delivered_q = delivered_q.where(Delivery.campaign_slug == campaign)
+    delivered = int(session.scalar(delivered_q) or 0)
+    views, blog_visits = _page_views(session, first_day, today, campaign)
+    funnel = [
+        ("Page views", views),
+        ("Signups", signups),
+        ("Consented or confirmed", consented),
+        ("Emails delivered", delivered),
+        ("Blog visits from emails", blog_visits),
+        ("Booked", booked),
+    ]
+
+    top_campaigns = _utm_campaigns(session, start, moment, campaign)
+    return Dashboard(
+        days=days,
+        campaign=campaign,
+        start=start,
+        end=moment,
+        funnel=funnel,
+        per_day=per_day,
+        top_sources=_top(top_sources, 1),
+        top_sources_booked=_top(top_sources, 2),
+        top_campaigns=_top(top_campaigns, 1),
+        top_campaigns_booked=_top(top_campaigns, 2),
+        alerts=alerts(session, start, moment),
+    )
+
+
+def _utm_campaigns(session: Session, start: datetime, end: datetime, campaign: str) -> list[tuple[str, int, int]]:
+    """(utm_campaign, signups in the period, of which by leads now booked), from the period's submissions."""
+    in_period = [Submission.created_at >= start, Submission.created_at <= end]
+    if campaign:
+        in_period.append(Submission.landing_slug == campaign)
+    # Grouped in ix_submissions_utm's column order so the scan needs no sort; NULL becomes "(none)" here.
+    group = (Submission.landing_slug, Submission.utm_campaign)
+    asked: dict[str, int] = {}
+    for name, n in session.execute(select(Submission.utm_campaign, func.count()).where(*in_period).group_by(*group)):
+        asked[name or "(none)"] = asked.get(name or "(none)", 0) + int(n)
+    # Booked leads are few: their submissions are probed by lead id instead of joining every submission.
+    booked_ids = select(Lead.id).where(Lead.status.in_(BOOKED_STATUSES))
+    booked: dict[str, int] = {}
+    stmt = select(Submission.utm_campaign, func.count()).where(*in_period, Submission.lead_id.in_(booked_ids))
+    for name, n in session.execute(stmt.group_by(Submission.utm_campaign)):
+        booked[name or "(none)"] = booked.get(name or "(none)", 0) + int(n)
+    return [(c, n, booked.get(c, 0)) for c, n in asked.items()]
+
+
+def _top(rows: list[tuple[str, int, int]], column: int, limit: int = 8) -> list[tuple[str, int, int]]:
+    return sorted((r for r in rows if r[column]), key=lambda r: (-r[column], r[0]))[:limit]
+
+
+def _signups_per_day(
+    session: Session, zone: ZoneInfo, first_day: date, days: int, moment: datetime, campaign: str
+) -> list[int]:
+    """Signups on each local day: one statement of per-day range counts on an index, no per-row date function."""
+    starts = [datetime.combine(first_day + timedelta(days=i), time(0), zone).astimezone(UTC) for i in range(days)]
+    ends = [*starts[1:], None]
+    counts = []
+    for day_start, day_end in zip(starts, ends, strict=True):
+        stmt = select(func.count()).where(
+            Lead.created_at >= day_start, Lead.created_at < day_end if day_end else Lead.created_at <= moment
+        )
+        if campaign:
+            stmt = stmt.where(Lead.landing_slug == campaign)
+        counts.append(stmt.scalar_subquery())
+    return [int(n or 0) for n in session.execute(select(*counts)).one()]
+
+
+def provider_pause(session: Session) -> dict[str, Any] | None:
+    """The provider pause ({'reason', 'at'}) raised by the mailer after a 401/403, or None."""
+    from mailer.health import auth_failure
+
+    found = auth_failure(session)
+    if found is not None:
+        return found
+    legacy = session.get(SystemFlag, "provider_paused")
+    return {"reason": legacy.value} if legacy is not None and legacy.value else None
+
+
+def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str, str]]:
+    """Problems an operator should act on: provider paused, failed or unknown deliveries, a stalled worker."""
+    from flask import current_app
+
+    out: list[dict[str, str]] = []
+    pause = provider_pause(session)
+    if pause is not None:
+        out.append(
+            {
+                "level": "error",
+                "title": "Sending is paused: the email provider refused our credentials",
+                "detail": f"{pause.get('reason') or 'No reason given'}. Fix SENDGRID_API_KEY, then resume sending.",
+                "action": "admin.provider_resume",
+            }
+        )
+    bad = dict(
+        session.execute(
+            select(Delivery.state, func.count())
+            .where(Delivery.state.in_(("failed", "unknown")), Delivery.updated_at >= start)
+            .group_by(Delivery.state)
+        ).all()
+    )
+    if bad.get("unknown"):
+        out.append(
+            {
+                "level": "warning",
+                "title": f"{bad['unknown']} deliveries in an unknown state",
+                "detail": "A worker stopped mid-send. Check the provider, then mark each as sent or queue it again.",
+                "link": "admin.deliveries",
+                "state": "unknown",
+            }
+        )
+    if bad.get("failed"):
+        out.append(
+            {
+                "level": "warning",
+                "title": f"{bad['failed']} deliveries failed in this period",
+                "detail": "The provider refused them; its message is on the deliveries screen.",
+                "link": "admin.deliveries",
+                "state": "failed",
+            }
+        )
+    tick = float(current_app.config.get("NURTURE_TICK_SECONDS", 5.0))
+    last_beat = session.scalar(select(func.max(WorkerHeartbeat.beat_at)))
+    if last_beat is None:
+        out.append(
+            {
+                "level": "error",
+                "title": "No nurture worker has ever reported",
+                "detail": "Start it with `flask nurture run` (make run starts it for you).",
+            }
+        )
+    elif moment - last_beat > timedelta(seconds=max(3 * tick, 15)):
+        out.append(
+            {
+                "level": "error",
+                "title": "The nurture worker has stopped",
+                "detail": f"Last heartbeat {last_beat:%Y-%m-%d %H:%M} UTC. Emails are not leaving until it runs again.",
+            }
+        )
+    return out
+
+
+# ---- Campaigns -------------------------------------------------------------------------------
+
+
+def step_stats(session: Session, slug: str) -> dict[str, dict[str, int]]:
+    """Per step id: sent, delivered, opened, clicked, unsubscribed, bounced (nurture deliveries only)."""
+
+    def n(col: Any) -> Any:
+        return func.sum(case((col.is_not(None), 1), else_=0))
+
+    rows = session.execute(
+        select(
+            Delivery.step_id,
+            n(Delivery.sent_at),
+            n(Delivery.delivered_at),
+            n(Delivery.opened_at),
+            n(Delivery.clicked_at),
+            n(Delivery.unsubscribed_at),
+            n(Delivery.bounced_at),
+            func.sum(case((Delivery.state.in_(("failed", "unknown")), 1), else_=0)),
+        )
+        .where(Delivery.campaign_slug == slug, Delivery.kind == "nurture")
+        .group_by(Delivery.step_id)
+    )
+    keys = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "problems")
+    return {step: {k: int(v or 0) for k, v in zip(keys, values, strict=True)} for step, *values in rows}
+
+
+def enrollment_counts(session: Session) -> dict[str, dict[str, int]]:
+    """Per campaign: enrollments by state, plus 'enrolled' as their total."""
+    out: dict[str, dict[str, int]] = {}
+    rows = session.execute(
+        select(Enrollment.campaign_slug, Enrollment.state, func.count()).group_by(
+            Enrollment.campaign_slug, Enrollment.state
+        )
+    )
+    for slug, state, count in rows:
+        entry = out.setdefault(slug, {"enrolled": 0, "pending": 0, "active": 0, "completed": 0, "exited": 0})
+        entry[state] = int(count)
+        entry["enrolled"] += int(count)
+    return out
+
+
+def provider_events_for(session: Session, delivery_ids: list[int]) -> dict[int, list[ProviderEvent]]:
+    """Provider events of these deliveries, oldest first."""
+    out: dict[int, list[ProviderEvent]] = {}
+    if not delivery_ids:
+        return out
+    stmt = select(ProviderEvent).where(ProviderEvent.delivery_id.in_(delivery_ids)).order_by(ProviderEvent.occurred_at)
+    for event in session.scalars(stmt):
+        out.setdefault(event.delivery_id, []).append(event)
+    return out

@@ -1,0 +1,230 @@
+"""What the admin screens do to data: a lead's timeline and export, operator fixes, test sends, demo setup."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from admin.models import User
+from core.clock import now
+from leads.models import Consent, Lead, Note, StatusChange, Submission
+from mailer.models import ProviderEvent, Suppression, email_hash
+from nurture.models import CampaignState, Delivery, Enrollment
+
+
+@dataclass
+class TimelineEntry:
+    """One thing that happened to a lead."""
+
+    at: datetime
+    kind: str
+    title: str
+    details: list[str]
+
+
+def _utm(sub: Submission) -> str:
+    parts = [
+        f"{k}={v}"
+        for k, v in (
+            ("source", sub.utm_source),
+            ("medium", sub.utm_medium),
+            ("campaign", sub.utm_campaign),
+            ("term", sub.utm_term),
+            ("content", sub.utm_content),
+        )
+        if v
+    ]
+    return "UTM " + ", ".join(parts) if parts else "No UTM parameters"
+
+
+def timeline(session: Session, lead: Lead) -> list[TimelineEntry]:
+    """Submissions, consents, enrollments, deliveries with provider events, status changes and notes, newest first."""
+    users = {u.id: u.email for u in session.scalars(select(User))}
+    entries: list[TimelineEntry] = []
+    for sub in session.scalars(select(Submission).where(Submission.lead_id == lead.id)):
+        details = [f"Landing page /{sub.landing_slug}", _utm(sub)]
+        if sub.referrer:
+            details.append(f"Referrer {sub.referrer}")
+        details.append("Agreed to emails" if sub.email_consent else "No email consent")
+        entries.append(TimelineEntry(sub.created_at, "submission", "Asked for a consultation", details))
+    for c in session.scalars(select(Consent).where(Consent.lead_id == lead.id)):
+        verb = "granted" if c.granted else "withdrawn"
+        entries.append(
+            TimelineEntry(
+                c.created_at,
+                "consent",
+                f"Consent {verb}: {c.purpose.replace('_', ' ')}",
+                [f"Wording {c.version}, via {c.source}"],
+            )
+        )
+    for e in session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)):
+        entries.append(
+            TimelineEntry(e.created_at, "enrollment", f"Enrolled in {e.campaign_slug}", [f"State {e.state}"])
+        )
+        if e.ended_at:
+            entries.append(
+                TimelineEntry(
+                    e.ended_at,
+                    "enrollment",
+                    f"Nurture {e.campaign_slug} {e.state}",
+                    [f"Reason: {e.exit_reason or e.state}"],
+                )
+            )
+    deliveries = list(session.scalars(select(Delivery).where(Delivery.lead_id == lead.id)))
+    events: dict[int, list[ProviderEvent]] = {}
+    if deliveries:
+        stmt = select(ProviderEvent).where(ProviderEvent.delivery_id.in_([d.id for d in deliveries]))
+        for ev in session.scalars(stmt):
+            events.setdefault(ev.delivery_id, []).append(ev)
+    for d in deliveries:
+        label = f"{d.campaign_slug} / {d.step_id}" if d.step_id else d.kind
+        details = [f"State {d.state}", f"Attempts {d.attempts}"]
+        if d.error:
+            details.append(f"Provider said: {d.error}")
+        if d.provider_message_id:
+            details.append(f"Message id {d.provider_message_id}")
+        entries.append(TimelineEntry(d.sent_at or d.created_at, "delivery", f"Email {d.kind}: {label}", details))
+        for ev in events.get(d.id, []):
+            extra = [x for x in (ev.reason, ev.url) if x]
+            entries.append(TimelineEntry(ev.occurred_at, "event", f"Provider: {ev.event} ({label})", extra))
+    for sc in session.scalars(select(StatusChange).where(StatusChange.lead_id == lead.id)):
+        who = users.get(sc.user_id, sc.source) if sc.user_id else sc.source
+        entries.append(
+            TimelineEntry(sc.created_at, "status", f"Status {sc.old_status or '-'} → {sc.new_status}", [f"By {who}"])
+        )
+    for note in session.scalars(select(Note).where(Note.lead_id == lead.id)):
+        entries.append(
+            TimelineEntry(note.created_at, "note", f"Note by {users.get(note.user_id, 'staff')}", [note.body])
+        )
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    out = {}
+    for column in obj.__table__.columns:
+        value = getattr(obj, column.key)
+        out[column.key] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def gdpr_export(session: Session, lead: Lead) -> dict[str, Any]:
+    """Everything stored about a lead, as JSON-ready data (GDPR article 15)."""
+    deliveries = list(session.scalars(select(Delivery).where(Delivery.lead_id == lead.id)))
+    ids = [d.id for d in deliveries]
+    events = list(session.scalars(select(ProviderEvent).where(ProviderEvent.delivery_id.in_(ids)))) if ids else []
+    suppression = (
+        session.scalars(select(Suppression).where(Suppression.email_hash == email_hash(lead.email))).first()
+        if lead.email
+        else None
+    )
+    return {
+        "exported_at": now().isoformat(),
+        "controller": current_app.config["CLINIC_NAME"],
+        "lead": _row(lead),
+        "submissions": [_row(x) for x in session.scalars(select(Submission).where(Submission.lead_id == lead.id))],
+        "consents": [_row(x) for x in session.scalars(select(Consent).where(Consent.lead_id == lead.id))],
+        "status_changes": [
+            _row(x) for x in session.scalars(select(StatusChange).where(StatusChange.lead_id == lead.id))
+        ],
+        "notes": [_row(x) for x in session.scalars(select(Note).where(Note.lead_id == lead.id))],
+        "enrollments": [_row(x) for x in session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id))],
+        "emails": [_row(x) for x in deliveries],
+        "email_events": [_row(x) for x in events],
+        "suppression": _row(suppression) if suppression else None,
+    }
+
+
+def gdpr_json(session: Session, lead: Lead) -> str:
+    """The export as pretty JSON text."""
+    return json.dumps(gdpr_export(session, lead), indent=2, ensure_ascii=False, default=str)
+
+
+def mark_contacted(session: Session, lead: Lead, user: User) -> None:
+    """Record that staff reached the lead: status new becomes contacted; who and when are kept."""
+    from leads.services import change_status
+
+    if lead.status == "new":
+        change_status(session, lead, "contacted", source="admin", user=user)
+    if lead.contacted_at is None:
+        lead.contacted_at = now()
+        lead.contacted_by_id = user.id
+
+
+def resolve_unknown(session: Session, delivery: Delivery, action: str, user: User) -> None:
+    """Settle an unknown delivery: 'sent' (the provider has it) or 'requeue' (send again; may duplicate)."""
+    moment = now()
+    note = f"{action} by {user.email} at {moment:%Y-%m-%d %H:%M} UTC"
+    if action == "sent":
+        delivery.state = "sent"
+        delivery.sent_at = delivery.sent_at or moment
+    elif action == "requeue":
+        delivery.state = "pending"
+        delivery.due_at = moment
+        delivery.lease_owner = None
+        delivery.lease_until = None
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    delivery.error = ((delivery.error + "; ") if delivery.error else "") + note
+    delivery.updated_at = moment
+
+
+def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: User) -> Delivery:
+    """Record a test delivery of a step to the user's own address; the nurture worker sends it."""
+    moment = now()
+    delivery = Delivery(
+        dedupe_key=f"test:{uuid.uuid4()}",
+        kind="test",
+        lead_id=None,
+        campaign_slug=campaign_slug,
+        step_id=step_id,
+        recipient=user.email,
+        state="pending",
+        due_at=moment,
+        created_at=moment,
+        updated_at=moment,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def ensure_campaign_states(session: Session) -> int:
+    """A CampaignState row for every loaded campaign; returns how many were added."""
+    from nurture.definitions import registry
+
+    existing = set(session.scalars(select(CampaignState.slug)))
+    added = 0
+    for campaign in registry().all():
+        if campaign.slug not in existing:
+            session.add(CampaignState(slug=campaign.slug, paused=False, updated_at=now()))
+            added += 1
+    return added
+
+
+def clinic_domain() -> str:
+    """The clinic's mail domain, from MAIL_FROM."""
+    sender = current_app.config.get("MAIL_FROM") or "care@nexgenesis.example"
+    return sender.rsplit("@", 1)[-1] or "nexgenesis.example"
+
+
+def demo_setup(session: Session) -> tuple[str, str] | None:
+    """Idempotent first-run setup; returns (email, password) of the admin it created, if it had to."""
+    from admin.users import create_user
+
+    created = None
+    if session.scalar(select(User.id).limit(1)) is None:
+        email = f"admin@{clinic_domain()}"
+        password = secrets.token_urlsafe(15)
+        create_user(session, email, password, role="admin")
+        created = (email, password)
+    ensure_campaign_states(session)
+    return created

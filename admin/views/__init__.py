@@ -1,0 +1,3 @@
+"""One module per admin screen; importing them registers their routes on the blueprint."""
+
+from admin.views import auth, campaigns, dashboard, deliveries, leads, outbox, users  # noqa: F401

@@ -1,0 +1,198 @@
+"""Campaigns: step statistics, pause and resume, previews, test sends, and the validation of the files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import select
+
+from admin.blueprint import PREVIEW_CSP, bp
+from admin.forms import ActionForm, PreviewLeadForm
+from admin.queries import enrollment_counts, step_stats
+from admin.services import queue_test_send
+from core.clock import now
+from core.db import db
+from leads.models import Lead
+from nurture.definitions import Campaign, Step, load_campaigns, registry
+from nurture.models import CampaignState, Delivery
+
+
+def sample_lead() -> Lead:
+    """A made-up lead for previews and test sends; never added to the session."""
+    return Lead(id=0, first_name="Alex", last_name="Sample", email="alex.sample@example.com", status="new")
+
+
+def _campaign(slug: str) -> Campaign:
+    campaign = registry().get(slug)
+    if campaign is None:
+        abort(404)
+    return campaign
+
+
+def _step(campaign: Campaign, step_id: str) -> Step:
+    step = campaign.step(step_id)
+    if step is None:
+        abort(404)
+    return step
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+@bp.get("/campaigns")
+def campaigns() -> str:
+    """Every campaign with its enrollment counts and pause state, and problems in the files on disk."""
+    _, problems = load_campaigns(current_app.config["CAMPAIGNS_DIR"])
+    states = {s.slug: s for s in db.session.scalars(select(CampaignState))}
+    return render_template(
+        "admin/campaigns.html",
+        campaigns=registry().all(),
+        counts=enrollment_counts(db.session),
+        states=states,
+        problems=problems,
+        action_form=ActionForm(),
+    )
+
+
+@bp.get("/campaigns/<slug>")
+def campaign_detail(slug: str) -> str:
+    """A campaign's steps with sent, delivered, opened, clicked, unsubscribed and bounced counts and rates."""
+    campaign = _campaign(slug)
+    stats = step_stats(db.session, slug)
+    empty = {"sent": 0, "delivered": 0, "opened": 0, "clicked": 0, "unsubscribed": 0, "bounced": 0, "problems": 0}
+    rows = []
+    for step in campaign.steps:
+        s = stats.get(step.id, empty)
+        rates = {k: _rate(s[k], s["sent"]) for k in ("delivered", "opened", "clicked", "unsubscribed", "bounced")}
+        rows.append({"step": step, "stats": s, "rates": rates})
+    state = db.session.get(CampaignState, slug)
+    return render_template(
+        "admin/campaign.html",
+        campaign=campaign,
+        rows=rows,
+        counts=enrollment_counts(db.session).get(slug, {}),
+        state=state,
+        action_form=ActionForm(),
+        lead_form=PreviewLeadForm(request.args),
+    )
+
+
+@bp.post("/campaigns/<slug>/pause")
+def campaign_pause(slug: str) -> Response:
+    """Pause a campaign: nothing of it sends until it is resumed."""
+    return _set_paused(slug, True)
+
+
+@bp.post("/campaigns/<slug>/resume")
+def campaign_resume(slug: str) -> Response:
+    """Resume a paused campaign."""
+    return _set_paused(slug, False)
+
+
+def _set_paused(slug: str, paused: bool) -> Response:
+    _campaign(slug)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db.write_transaction() as s:
+        state = s.get(CampaignState, slug)
+        if state is None:
+            state = CampaignState(slug=slug)
+            s.add(state)
+        state.paused = paused
+        state.paused_at = now() if paused else None
+        state.paused_by = current_user.email if paused else None
+        state.updated_at = now()
+    flash(f"{slug} {'paused: nothing of it sends' if paused else 'resumed'}.", "success")
+    if request.form.get("back") == "list":
+        return redirect(url_for("admin.campaigns"))
+    return redirect(url_for("admin.campaign_detail", slug=slug))
+
+
+def _preview_lead(raw: str) -> tuple[Lead, str | None]:
+    """The chosen lead (by id or email), or the sample lead with a message saying why."""
+    raw = (raw or "").strip()
+    if not raw:
+        return sample_lead(), None
+    lead = None
+    if raw.isdecimal() and len(raw) <= 18:
+        lead = db.session.get(Lead, int(raw))
+    else:
+        lead = db.session.scalars(select(Lead).where(Lead.email == raw.lower())).first()
+    if lead is None or lead.erased_at:
+        return sample_lead(), f"No lead {raw!r}; showing the sample lead."
+    return lead, None
+
+
+def _compose(campaign: Campaign, step: Step, lead: Lead) -> tuple[Any, str | None]:
+    from mailer.compose import compose_step
+
+    try:
+        return compose_step(campaign, step, lead, Delivery(id=0, kind="nurture", dedupe_key="preview")), None
+    except Exception as exc:  # noqa: BLE001 - a broken step must show its error, not a 500
+        return None, str(exc) or type(exc).__name__
+
+
+@bp.get("/campaigns/<slug>/steps/<step_id>/preview")
+def step_preview(slug: str, step_id: str) -> str:
+    """Subject, preheader, HTML (in a sandboxed frame) and text of a step for the sample or a chosen lead."""
+    campaign = _campaign(slug)
+    step = _step(campaign, step_id)
+    lead, warning = _preview_lead(request.args.get("lead", ""))
+    message, error = _compose(campaign, step, lead)
+    return render_template(
+        "admin/preview.html",
+        campaign=campaign,
+        step=step,
+        lead=lead,
+        warning=warning,
+        message=message,
+        error=error,
+        applies=step.applies_to(lead.interest) if lead.id else True,
+        lead_form=PreviewLeadForm(request.args),
+        action_form=ActionForm(),
+    )
+
+
+@bp.get("/campaigns/<slug>/steps/<step_id>/preview.html")
+def step_preview_html(slug: str, step_id: str) -> Response:
+    """The step's HTML alone, for the preview frame: its own CSP lets nothing run or load."""
+    campaign = _campaign(slug)
+    step = _step(campaign, step_id)
+    lead, _ = _preview_lead(request.args.get("lead", ""))
+    message, error = _compose(campaign, step, lead)
+    body = message.html if message is not None else str(Markup("<p>{}</p>").format(error))
+    response = make_response(body)
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.mimetype = "text/html"
+    return response
+
+
+@bp.post("/campaigns/<slug>/steps/<step_id>/test")
+def step_test_send(slug: str, step_id: str) -> Response:
+    """Queue a test of the step to your own address; the nurture worker sends it within seconds."""
+    campaign = _campaign(slug)
+    step = _step(campaign, step_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db.write_transaction() as s:
+        queue_test_send(s, campaign.slug, step.id, current_user._get_current_object())
+    flash(f"Test of “{step.subject}” queued for {current_user.email}; the worker sends it within seconds.", "success")
+    return redirect(url_for("admin.campaign_detail", slug=slug))
+
+
+def compose_test_delivery(delivery: Any) -> Any:
+    """Composer for kind 'test': the step rendered for the sample lead, sent to the staff member's address."""
+    from mailer.compose import ComposeError, compose_step
+
+    campaign = registry().get(delivery.campaign_slug or "")
+    step = campaign.step(delivery.step_id or "") if campaign else None
+    if campaign is None or step is None:
+        raise ComposeError(f"test delivery #{delivery.id}: no step {delivery.campaign_slug}/{delivery.step_id}")
+    message = compose_step(campaign, step, sample_lead(), delivery)
+    message.subject = f"[Test] {message.subject}"
+    return message

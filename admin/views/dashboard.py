@@ -1,0 +1,54 @@
+"""The dashboard: the funnel, signups per day, top sources and campaigns, alerts."""
+
+from __future__ import annotations
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from admin.blueprint import bp
+from admin.charts import daily_svg, funnel_svg
+from admin.forms import ActionForm
+from admin.queries import dashboard as dashboard_figures
+from core.clock import now
+from core.db import db
+from nurture.definitions import registry
+
+PERIODS = (7, 30, 90)
+
+
+@bp.get("/")
+def dashboard() -> str:
+    """Figures for the chosen period (7, 30 or 90 days) and campaign."""
+    try:
+        days = int(request.args.get("days", 30))
+    except ValueError:
+        days = 30
+    days = days if days in PERIODS else 30
+    slugs = [c.slug for c in registry().all()]
+    campaign = request.args.get("campaign", "")
+    campaign = campaign if campaign in slugs else ""
+    figures = dashboard_figures(db.session, days, campaign, now(), current_app.config["CLINIC_TIMEZONE"])
+    scope = f" for {campaign}" if campaign else ""
+    return render_template(
+        "admin/dashboard.html",
+        figures=figures,
+        periods=PERIODS,
+        slugs=slugs,
+        funnel_chart=funnel_svg(figures.funnel, f"Funnel, last {days} days{scope}"),
+        action_form=ActionForm(),
+        daily_chart=daily_svg(figures.per_day, f"Signups per day, last {days} days{scope}"),
+    )
+
+
+@bp.post("/provider/resume")
+def provider_resume() -> Response:
+    """Lift the provider pause once the API key is fixed; workers resume sending on their next tick."""
+    from mailer.health import clear_auth_failure
+
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db.write_transaction() as s:
+        clear_auth_failure(s)
+    current_app.logger.warning("provider pause lifted by user=%s", current_user.id)
+    flash("Sending resumed. If the key is still wrong, the next send pauses it again.", "success")
+    return redirect(url_for("admin.dashboard"))

@@ -1,0 +1,224 @@
+"""Leads: the table with search, filters and CSV export; a lead's page with its timeline and actions."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from admin.blueprint import admin_required, bp
+from admin.forms import STATUS_LABELS, ActionForm, EraseForm, NoteForm, StatusForm
+from admin.models import User
+from admin.queries import SORTS, LeadFilter, filter_choices, iter_filtered, lead_page
+from admin.services import gdpr_json, mark_contacted, timeline
+from core.clock import now
+from core.db import db
+from leads.models import INTERESTS, STATUSES, Lead
+from nurture.models import Enrollment
+
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "status",
+    "interest",
+    "source",
+    "landing_slug",
+    "email_opt_in",
+    "contacted_at",
+)
+
+
+def _tz() -> str:
+    return current_app.config["CLINIC_TIMEZONE"]
+
+
+def _get_lead(lead_id: int) -> Lead:
+    lead = db.session.get(Lead, lead_id)
+    if lead is None:
+        abort(404)
+    return lead
+
+
+@bp.get("/leads")
+def leads() -> str:
+    """The leads table: new leads nobody has contacted come first, longest waiting at the top."""
+    f = LeadFilter.from_args(request.args)
+    page = lead_page(db.session, f, _tz())
+    return render_template(
+        "admin/leads.html",
+        f=f,
+        page=page,
+        statuses=STATUSES,
+        status_labels=STATUS_LABELS,
+        interests=INTERESTS,
+        sorts=SORTS,
+        choices=filter_choices(db.session),
+        moment=now(),
+    )
+
+
+def _csv_cell(value: object) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+    if text and (text[0] in "=@\t\r" or (text[0] in "+-" and not text[1:].replace(" ", "").isdigit())):
+        return "'" + text
+    return text
+
+
+@bp.get("/leads/export.csv")
+def leads_csv() -> Response:
+    """The filtered leads as CSV (the same filter code as the table)."""
+    f = LeadFilter.from_args(request.args)
+    tz = _tz()
+    current_app.logger.info("leads CSV export by user=%s", current_user.id)
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for lead in iter_filtered(db.session, f, tz):
+            writer.writerow([_csv_cell(getattr(lead, c)) for c in CSV_COLUMNS])
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    stamp = now().strftime("%Y%m%d-%H%M")
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="leads-{stamp}.csv"'},
+    )
+
+
+@bp.get("/leads/<int:lead_id>")
+def lead_detail(lead_id: int) -> str:
+    """A lead's details, timeline and actions."""
+    lead = _get_lead(lead_id)
+    enrollments = list(db.session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)))
+    contacted_by = db.session.get(User, lead.contacted_by_id) if lead.contacted_by_id else None
+    status_form = StatusForm(status=lead.status)
+    return render_template(
+        "admin/lead.html",
+        lead=lead,
+        enrollments=enrollments,
+        contacted_by=contacted_by,
+        entries=timeline(db.session, lead),
+        status_form=status_form,
+        note_form=NoteForm(),
+        action_form=ActionForm(),
+        status_labels=STATUS_LABELS,
+        interests=INTERESTS,
+        moment=now(),
+    )
+
+
+@bp.post("/leads/<int:lead_id>/status")
+def lead_status(lead_id: int) -> Response:
+    """Change the status; booked, patient and not_a_fit end the nurture at once."""
+    from leads.services import change_status
+
+    form = StatusForm()
+    if not form.validate_on_submit():
+        flash("Choose one of the listed statuses.", "error")
+        return redirect(url_for("admin.lead_detail", lead_id=lead_id))
+    with db.write_transaction() as s:
+        lead = s.get(Lead, lead_id)
+        if lead is None or lead.erased_at:
+            abort(404)
+        changed = change_status(s, lead, form.status.data, source="admin", user=current_user._get_current_object())
+    label = STATUS_LABELS[form.status.data]
+    flash(f"Status set to {label}." if changed else f"The lead already was {label}.", "success" if changed else "info")
+    return redirect(url_for("admin.lead_detail", lead_id=lead_id))
+
+
+@bp.post("/leads/<int:lead_id>/contacted")
+def lead_contacted(lead_id: int) -> Response:
+    """Record that you contacted the lead (who and when)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db.write_transaction() as s:
+        lead = s.get(Lead, lead_id)
+        if lead is None or lead.erased_at:
+            abort(404)
+        mark_contacted(s, lead, current_user._get_current_object())
+    flash("Marked as contacted.", "success")
+    if request.form.get("back") == "list":
+        return redirect(url_for("admin.leads"))
+    return redirect(url_for("admin.lead_detail", lead_id=lead_id))
+
+
+@bp.post("/leads/<int:lead_id>/notes")
+def lead_note(lead_id: int) -> Response:
+    """Add a note."""
+    from leads.services import add_note
+
+    form = NoteForm()
+    if not form.validate_on_submit():
+        flash("A note needs some text (at most 5,000 characters).", "error")
+        return redirect(url_for("admin.lead_detail", lead_id=lead_id))
+    with db.write_transaction() as s:
+        lead = s.get(Lead, lead_id)
+        if lead is None or lead.erased_at:
+            abort(404)
+        add_note(s, lead, form.body.data or "", current_user._get_current_object())
+    flash("Note added.", "success")
+    return redirect(url_for("admin.lead_detail", lead_id=lead_id))
+
+
+@bp.post("/leads/<int:lead_id>/unsubscribe")
+def lead_unsubscribe(lead_id: int) -> Response:
+    """Stop all marketing email to the lead (suppression list; the nurture ends)."""
+    from mailer.suppression import suppress
+
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db.write_transaction() as s:
+        lead = s.get(Lead, lead_id)
+        if lead is None or lead.erased_at or not lead.email:
+            abort(404)
+        suppress(s, lead.email, "manual", "admin")
+    flash("Unsubscribed: no more marketing email goes to this lead.", "success")
+    return redirect(url_for("admin.lead_detail", lead_id=lead_id))
+
+
+@bp.get("/leads/<int:lead_id>/export.json")
+def lead_export(lead_id: int) -> Response:
+    """Everything stored about the lead, as JSON (a GDPR access request)."""
+    lead = _get_lead(lead_id)
+    current_app.logger.info("GDPR export of lead %s by user=%s", lead.id, current_user.id)
+    return Response(
+        gdpr_json(db.session, lead),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="lead-{lead.id}.json"'},
+    )
+
+
+@bp.route("/leads/<int:lead_id>/erase", methods=["GET", "POST"])
+@admin_required
+def lead_erase(lead_id: int) -> Response | str | tuple[str, int]:
+    """Erase the lead's personal data everywhere (admins only; asks for confirmation)."""
+    from leads.services import erase_lead
+
+    lead = _get_lead(lead_id)
+    form = EraseForm()
+    if request.method == "POST":
+        if form.validate_on_submit() and (form.confirm.data or "").strip() == "ERASE":
+            with db.write_transaction() as s:
+                target = s.get(Lead, lead_id)
+                erase_lead(s, target)
+            current_app.logger.info("lead %s erased by user=%s", lead_id, current_user.id)
+            flash(f"Lead #{lead_id} erased. Only anonymous counts remain.", "success")
+            return redirect(url_for("admin.leads"))
+        form.confirm.errors = ["Type ERASE in capitals to confirm."]
+        return render_template("admin/erase.html", lead=lead, form=form), 400
+    return render_template("admin/erase.html", lead=lead, form=form)

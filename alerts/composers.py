@@ -1,0 +1,132 @@
+"""Emails for the clinic's staff: the new-lead alert and the daily digest. Never the interest or the message."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from alerts import digest as digest_mod
+from alerts.services import DIGEST_REASON, INTAKE_REASON, admin_lead_url, first_submission_id, parse_intake_key
+from core import frontmatter
+from core.db import db
+from leads.models import CONTACT_METHODS, Lead, Submission
+from mailer.base import Message
+from mailer.compose import ComposeError, build_message
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def _md(value: object) -> str:
+    """Plain text inside Markdown (for values nested in lists, which the mailer does not escape)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def _source(app_name: str) -> tuple[dict[str, Any], str]:
+    text, _, _ = current_app.jinja_loader.get_source(current_app.jinja_env, f"alerts/email/{app_name}.md")
+    return frontmatter.split(text)
+
+
+def local_time(moment: datetime | None, tz: ZoneInfo, fmt: str = "%a %d %b %Y, %H:%M %Z") -> str:
+    """A UTC moment shown in the clinic's time zone."""
+    return moment.astimezone(tz).strftime(fmt) if moment else "unknown time"
+
+
+def attribution(submission: Submission | None, lead: Lead | None) -> str:
+    """'google / cpc / spring-knee' from the submission's UTM tags, else the lead's recorded source."""
+    if submission is not None:
+        tags = [submission.utm_source, submission.utm_medium, submission.utm_campaign]
+        if any(tags):
+            return " / ".join(tag or "-" for tag in tags)
+    return (lead.source if lead is not None else None) or "direct"
+
+
+def _tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["CLINIC_TIMEZONE"])
+
+
+def _build(delivery: Any, source: str, context: dict[str, Any], reason: str, kind: str) -> Message:
+    meta, body = _source(source)
+    to = delivery.recipient
+    if not to:
+        raise ComposeError(f"{kind} delivery #{delivery.id} has no recipient")
+    return build_message(
+        to=to,
+        subject=str(meta.get("subject", "")),
+        preheader=str(meta.get("preheader", "")),
+        markdown=body,
+        context=context,
+        lead=None,
+        delivery_id=delivery.id,
+        reason=reason,
+        list_unsubscribe=False,  # staff mail about work, not marketing; the reason says how to stop it
+        categories=(kind,),
+        custom_args={"kind": kind},
+    )
+
+
+def compose_intake_alert(delivery: Any) -> Message:
+    """The new-lead alert for one staff address: who, how to reach them, where from, and the admin link."""
+    session = db.session()
+    submission_id, _ = parse_intake_key(delivery.dedupe_key)
+    submission = session.get(Submission, submission_id)
+    lead = session.get(Lead, delivery.lead_id) if delivery.lead_id is not None else None
+    if lead is None:
+        raise ComposeError(f"intake alert #{delivery.id}: the lead no longer exists")
+    repeat = submission is not None and first_submission_id(session, lead.id) != submission.id
+    first_name = digest_mod.first_name(lead)
+    method = (submission.preferred_contact if submission is not None else None) or lead.preferred_contact
+    landing = (submission.landing_slug if submission is not None else None) or lead.landing_slug or "(none)"
+    context = {
+        "kind_label": "Repeat request" if repeat else "New lead",
+        "first_name": first_name,
+        "preferred_contact": CONTACT_METHODS.get(method or "", method or "not given"),
+        "landing_page": landing,
+        "source": attribution(submission, lead),
+        "received_at": local_time(submission.created_at if submission is not None else lead.created_at, _tz()),
+        "admin_url": admin_lead_url(lead.id),
+        "clinic_name": current_app.config["CLINIC_NAME"],
+    }
+    return _build(delivery, "intake_alert", context, INTAKE_REASON, "intake_alert")
+
+
+def _lines(items: list[digest_mod.DigestLead], tz: ZoneInfo, with_attribution: bool) -> list[dict[str, str]]:
+    lines = []
+    for item in items[: digest_mod.DIGEST_LIST_LIMIT]:
+        detail = local_time(item.at, tz, "%H:%M")
+        if with_attribution:
+            detail += f", {item.landing_page or '(no landing page)'}, {item.source or 'direct'}"
+        lines.append({"name": _md(item.first_name), "url": admin_lead_url(item.lead_id), "detail": _md(detail)})
+    return lines
+
+
+def compose_digest(delivery: Any) -> Message:
+    """Yesterday's new leads, bookings and unsubscribes, in the clinic's time zone."""
+    send_day, _ = digest_mod.parse_digest_key(delivery.dedupe_key)
+    tz = _tz()
+    day = digest_mod.reported_day(send_day)
+    summary = digest_mod.summarize(day, tz)
+    limit = digest_mod.DIGEST_LIST_LIMIT
+    sections = [
+        ("New leads", summary.new_leads, True),
+        ("Bookings", summary.bookings, False),
+        ("Unsubscribes", summary.unsubscribes, False),
+    ]
+    site = current_app.config["SITE_URL"].rstrip("/")
+    context = {
+        "clinic_name": current_app.config["CLINIC_NAME"],
+        "day_label": day.strftime("%A %d %B %Y"),
+        "timezone": str(tz.key),
+        "new_count": len(summary.new_leads),
+        "booked_count": len(summary.bookings),
+        "unsubscribed_count": len(summary.unsubscribes),
+        "sections": [
+            {"title": title, "items": _lines(items, tz, attr), "more": max(len(items) - limit, 0)}
+            for title, items, attr in sections
+        ],
+        "leads_url": f"{site}/admin/leads",
+    }
+    return _build(delivery, "digest", context, DIGEST_REASON, "digest")

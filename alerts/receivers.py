@@ -1,0 +1,44 @@
+"""Signal receivers: record alerts and webhook events in the sender's transaction, never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from alerts.services import record_intake_alerts, record_webhook_event
+from core import signals
+
+
+def on_lead_captured(sender: Flask, *, session: Any, lead: Any, submission: Any, created: bool, **_: Any) -> None:
+    """A signup: alert the intake addresses (every submission, once) and announce new leads to webhooks."""
+    record_intake_alerts(session, lead, submission, sender.config.get("INTAKE_EMAILS") or [])
+    if created:
+        record_webhook_event(session, "lead.created", lead, app=sender)
+
+
+def on_lead_status_changed(
+    sender: Flask, *, session: Any, lead: Any, old_status: str | None, new_status: str, source: str, **_: Any
+) -> None:
+    """A status change (contacted, booked, ...) goes to webhooks with the previous status and who changed it."""
+    record_webhook_event(
+        session,
+        "lead.status_changed",
+        lead,
+        {"previous_status": old_status, "status": new_status, "changed_via": source},
+        app=sender,
+    )
+
+
+def on_lead_unsubscribed(sender: Flask, *, session: Any, lead: Any, reason: str, source: str, **_: Any) -> None:
+    """An unsubscribe of a known lead goes to webhooks; the email address itself never does."""
+    if lead is None:
+        return
+    record_webhook_event(session, "lead.unsubscribed", lead, {"reason": reason, "unsubscribed_via": source}, app=sender)
+
+
+def connect() -> None:
+    """Subscribe to the domain signals; idempotent (blinker keeps one entry per receiver)."""
+    signals.lead_captured.connect(on_lead_captured, weak=False)
+    signals.lead_status_changed.connect(on_lead_status_changed, weak=False)
+    signals.lead_unsubscribed.connect(on_lead_unsubscribed, weak=False)

@@ -1,0 +1,121 @@
+"""Shared fixtures: an app on SQLite (and on PostgreSQL when TEST_DATABASE_URL is set), a client, a clock."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app, load_models
+from config import TestConfig
+from core.clock import FrozenClock
+from core.db import Base, db, make_engine, normalize_url
+from core.extensions import limiter
+
+pytest_plugins = ["tests.fakes.fixtures"]
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def _create_pg_database(base_url: str) -> tuple[str, str]:
+    """Make a throwaway database so parallel runs on one server never see each other's rows."""
+    url = make_url(normalize_url(base_url))
+    name = f"{url.database or 'test'}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_pg_database(base_url: str, name: str) -> None:
+    url = make_url(normalize_url(base_url))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database with the schema, once per backend for the whole run."""
+    load_models()
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        name = None
+    else:
+        url, name = _create_pg_database(os.environ["TEST_DATABASE_URL"])
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    yield url
+    if name:
+        _drop_pg_database(os.environ["TEST_DATABASE_URL"], name)
+
+
+def _empty_tables() -> None:
+    with db.engine.begin() as conn:
+        tables = list(reversed(Base.metadata.sorted_tables))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A clock the test moves by hand; the app uses it for every timestamp."""
+    return FrozenClock(datetime(2026, 11, 23, 16, 0, tzinfo=UTC))  # a Monday, 09:00 in Denver
+
+
+@pytest.fixture
+def make_config(database_url: str, tmp_path: Path, clock: FrozenClock):
+    """Build a TestConfig; tests may change attributes before create_app."""
+
+    def factory(**overrides: object) -> TestConfig:
+        config = TestConfig(str(tmp_path / "instance"), database_url)
+        config.CLOCK = clock
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return config
+
+    return factory
+
+
+@pytest.fixture
+def app(make_config) -> Iterator[Flask]:
+    """The app on a clean database."""
+    application = create_app(make_config())
+    with application.app_context():
+        _empty_tables()
+        limiter.reset()
+    yield application
+    db.session.remove()
+    db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A runner for the app's `flask` commands."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    """'sqlite' or 'postgresql'."""
+    return "postgresql" if database_url.startswith("postgres") else "sqlite"

@@ -1,0 +1,51 @@
+"""Pytest fixtures for the fake SendGrid: `fake_sendgrid` (a running server) and `sendgrid_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from app import create_app
+from core.db import Base, db
+from core.extensions import limiter
+from tests.fakes.sendgrid import FakeSendGrid
+
+
+@pytest.fixture
+def fake_sendgrid() -> Iterator[FakeSendGrid]:
+    """A fake SendGrid v3 API on 127.0.0.1, started for one test."""
+    fake = FakeSendGrid().start()
+    yield fake
+    fake.stop()
+
+
+def _empty_tables() -> None:
+    with db.engine.begin() as conn:
+        tables = list(reversed(Base.metadata.sorted_tables))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def sendgrid_app(make_config, fake_sendgrid: FakeSendGrid) -> Iterator[Flask]:
+    """The app on a clean database, sending through the real sendgrid client to the fake."""
+    config = make_config(
+        MAIL_BACKEND="sendgrid",
+        SENDGRID_API_HOST=fake_sendgrid.url,
+        SENDGRID_API_KEY=fake_sendgrid.api_key,
+        SENDGRID_WEBHOOK_PUBLIC_KEY=fake_sendgrid.public_key,
+        SENDGRID_TIMEOUT=2.0,
+    )
+    application = create_app(config)
+    with application.app_context():
+        _empty_tables()
+        limiter.reset()
+    yield application
+    db.session.remove()
+    db.engine.dispose()

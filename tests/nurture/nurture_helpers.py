@@ -1,0 +1,86 @@
+"""Helpers for the nurture tests: a recording sender, signups through the real lead service, ticks."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from flask import Flask
+from sqlalchemy import select
+
+from core.db import db
+from leads.services import capture_lead
+from mailer.base import Message
+from nurture.dispatch import tick
+from nurture.models import Delivery, Enrollment
+
+
+class RecordingSender:
+    """Keeps every message it is asked to send and answers with a fake provider id."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    def send(self, message: Message) -> str:
+        with self._lock:
+            self.messages.append(message)
+            return f"msg-{len(self.messages)}"
+
+    def steps(self) -> Counter:
+        """How many times each (recipient, step) was sent."""
+        return Counter((m.to, m.custom_args.get("step")) for m in self.messages)
+
+
+def use_sender(app: Flask, sender: object) -> object:
+    """Swap the app's sender (the interface chosen by config) for this test."""
+    app.extensions["mail_sender"] = sender
+    return sender
+
+
+def signup(
+    app: Flask,
+    email: str = "ana@example.org",
+    *,
+    interest: str | None = "knee",
+    consent: bool = True,
+    timezone: str | None = None,
+    slug: str = "stem-cell-therapy",
+) -> int:
+    """A signup through leads.services.capture_lead, as the form does; returns the lead id."""
+    with app.app_context(), db.write_transaction() as session:
+        result = capture_lead(
+            session,
+            {
+                "email": email,
+                "first_name": "Ana",
+                "interest": interest,
+                "message": "My left knee hurts when I climb stairs",
+                "email_consent": consent,
+                "timezone": timezone,
+            },
+            {"landing_slug": slug},
+        )
+        return result.lead.id
+
+
+def run_tick(app: Flask, worker_id: str | None = None) -> dict[str, int]:
+    """One tick in a fresh app context."""
+    with app.app_context():
+        return tick(worker_id)
+
+
+def deliveries(app: Flask) -> list[Delivery]:
+    """Every delivery, oldest first."""
+    with app.app_context():
+        rows = list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
+        db.session.commit()
+        return rows
+
+
+def enrollment_of(app: Flask, lead_id: int) -> Enrollment | None:
+    """The lead's (only) enrollment."""
+    with app.app_context():
+        row = db.session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id)).first()
+        db.session.commit()
+        return row

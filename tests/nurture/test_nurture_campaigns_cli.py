@@ -1,0 +1,170 @@
+"""`flask campaigns validate` and `simulate`: problems name the file and field; shipped campaigns pass."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nurture.definitions import _running_campaigns_command
+
+ROOT = Path(__file__).resolve().parents[2]
+FLASK = str(Path(sys.executable).with_name("flask"))
+
+
+@pytest.fixture
+def broken(tmp_path) -> Path:
+    """A copy of the shipped campaigns to break."""
+    root = tmp_path / "campaigns"
+    shutil.copytree(ROOT / "campaigns", root)
+    return root
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_shipped_campaigns_validate(runner):
+    result = runner.invoke(args=["campaigns", "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("campaigns OK")
+
+
+def test_bad_delay_names_file_and_field(runner, broken):
+    edit(broken / "stem-cell-therapy" / "campaign.yaml", "delay: 3d", "delay: 2x")
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert (
+        "stem-cell-therapy/campaign.yaml: steps[2].delay: '2x' is not a duration (use 30m, 36h or 2d)" in result.output
+    )
+
+
+def test_unknown_variable_names_the_email_file(runner, broken):
+    edit(broken / "stem-cell-therapy" / "emails" / "02-the-science.md", "{{ first_name }}", "{{ first_nme }}")
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert result.exit_code == 1
+    [line] = [line for line in result.output.splitlines() if "02-the-science.md" in line]
+    assert "'first_nme' is undefined" in line
+    assert "first_name" in line  # the hint lists what may be used
+
+
+def test_template_syntax_and_sandbox_errors_are_reported(runner, broken):
+    email = broken / "stem-cell-therapy" / "emails" / "01-welcome.md"
+    edit(email, "{{ first_name }}", "{{ first_name }")
+    edit(broken / "stem-cell-therapy" / "emails" / "05-book.md", "{{ first_name }}", "{{ ''.__class__ }}")
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert "01-welcome.md: line" in result.output
+    assert "05-book.md:" in result.output
+
+
+def test_missing_blog_post_is_named(runner, broken):
+    edit(
+        broken / "stem-cell-therapy" / "emails" / "03-compared.md",
+        "blog:regenerative-medicine-vs-conventional-treatments",
+        "blog:no-such-post",
+    )
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert "03-compared.md: blog:no-such-post: no such blog post" in result.output
+
+
+def test_duplicate_step_id_and_reserved_slug(runner, broken):
+    edit(broken / "stem-cell-therapy" / "campaign.yaml", "id: compared", "id: the-science")
+    (broken / "stem-cell-therapy").rename(broken / "admin")
+    edit(broken / "admin" / "campaign.yaml", "slug: stem-cell-therapy", "slug: admin")
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert "admin/campaign.yaml: slug: 'admin' is reserved" in result.output
+    assert "steps[2].id: step id 'the-science' is used twice" in result.output
+
+
+def test_missing_body_file_and_unknown_setting(runner, broken):
+    yaml_path = broken / "stem-cell-therapy" / "campaign.yaml"
+    edit(yaml_path, "body: emails/05-book.md", "body: emails/06-missing.md")
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert "steps[4].body: file '06-missing.md' not found" in result.output
+    edit(yaml_path, "double_opt_in: false", "double_optin: false")
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert "campaign.yaml: double_optin: is not a setting campaigns know" in result.output
+
+
+@pytest.mark.slow
+def test_validate_works_when_the_apps_own_campaigns_are_broken(broken, tmp_path):
+    edit(broken / "stem-cell-therapy" / "campaign.yaml", "delay: 3d", "delay: 2x")
+    env = {
+        **os.environ,
+        "FLASK_APP": "app:create_app",
+        "CAMPAIGNS_DIR": str(broken),
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "SECRET_KEY": "x",
+    }
+    validate = subprocess.run([FLASK, "campaigns", "validate"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert validate.returncode == 1, validate.stderr
+    assert "steps[2].delay: '2x' is not a duration" in validate.stdout
+    # Every other command refuses to start and says why.
+    other = subprocess.run([FLASK, "nurture", "tick"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert other.returncode != 0
+    assert "steps[2].delay: '2x' is not a duration" in other.stderr
+
+
+def test_only_the_campaigns_command_is_lenient():
+    assert _running_campaigns_command(["/x/flask", "campaigns", "validate"])
+    assert _running_campaigns_command(["/x/flask", "--app", "app:create_app", "campaigns", "simulate", "x"])
+    assert not _running_campaigns_command(["/x/flask", "run"])
+    assert not _running_campaigns_command(["/x/flask", "--app", "campaigns", "run"])
+    assert not _running_campaigns_command(["gunicorn", "campaigns"])
+
+
+def test_simulate_prints_local_and_utc_times(runner):
+    result = runner.invoke(
+        args=["campaigns", "simulate", "stem-cell-therapy", "--signup-at", "2026-11-23T22:15", "--tz", "America/Denver"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    welcome = next(line for line in lines if "welcome" in line)
+    assert "Mon 2026-11-23 22:15 MST" in welcome
+    assert "2026-11-24 05:15 UTC" in welcome
+    assert "We got your consultation request" in welcome
+    science = next(line for line in lines if "the-science" in line)
+    assert "Thu 2026-11-26 09:00 MST" in science
+    assert "2026-11-26 16:00 UTC" in science
+    knee = next(line for line in lines if "knee " in line)
+    assert "skipped" in knee
+
+
+def test_simulate_with_interest_and_tokyo(runner):
+    result = runner.invoke(
+        args=[
+            "campaigns",
+            "simulate",
+            "stem-cell-therapy",
+            "--signup-at",
+            "2026-11-23T22:15",
+            "--tz",
+            "Asia/Tokyo",
+            "--interest",
+            "knee",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    knee = next(line for line in result.output.splitlines() if " knee " in line)
+    assert "skipped" not in knee
+    assert "JST" in knee
+
+
+def test_simulate_refuses_bad_input(runner):
+    assert runner.invoke(args=["campaigns", "simulate", "nope"]).exit_code != 0
+    bad_date = runner.invoke(args=["campaigns", "simulate", "stem-cell-therapy", "--signup-at", "tomorrow"])
+    assert bad_date.exit_code != 0
+    assert "not a date" in bad_date.output
+    bad_tz = runner.invoke(args=["campaigns", "simulate", "stem-cell-therapy", "--tz", "Mars/Base"])
+    assert bad_tz.exit_code != 0
+    assert "not a time zone" in bad_tz.output

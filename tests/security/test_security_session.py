@@ -1,0 +1,113 @@
+"""The staff session cookie's flags, and the login rate limit against password guessing."""
+
+from __future__ import annotations
+
+from app import create_app
+from config import Config
+from tests.security.session_helpers import EMAIL, PASSWORD, login, make_user
+from tests.security.webform import post_form
+
+HTTPS_SITE = "https://clinic.example"
+
+
+def _cookie_attributes(response, name: str) -> dict[str, str | bool]:
+    for header in response.headers.getlist("Set-Cookie"):
+        if header.startswith(f"{name}="):
+            attributes: dict[str, str | bool] = {}
+            for part in header.split(";")[1:]:
+                key, _, value = part.strip().partition("=")
+                attributes[key.lower()] = value or True
+            return attributes
+    raise AssertionError(f"no {name} cookie set: {response.headers.getlist('Set-Cookie')}")
+
+
+def test_session_cookie_after_login_over_http(app, client):
+    make_user(app)
+    response = login(client)
+    assert response.status_code == 302, response.status_code
+    flags = _cookie_attributes(response, app.config.get("SESSION_COOKIE_NAME", "session"))
+    assert flags.get("httponly") is True
+    assert str(flags.get("samesite")).lower() == "lax"
+    assert "secure" not in flags, "a Secure cookie over plain HTTP would lock staff out in development"
+
+
+def test_session_cookie_is_secure_when_the_site_is_https(app, make_config):
+    derived = Config({"SITE_URL": HTTPS_SITE})
+    assert derived.SESSION_COOKIE_SECURE is True, "SITE_URL=https://... must make the session cookie Secure"
+    assert derived.REMEMBER_COOKIE_SECURE is True
+    secure_app = create_app(
+        make_config(
+            SITE_URL=HTTPS_SITE,
+            SESSION_COOKIE_SECURE=derived.SESSION_COOKIE_SECURE,
+            REMEMBER_COOKIE_SECURE=derived.REMEMBER_COOKIE_SECURE,
+        )
+    )
+    make_user(secure_app)
+    client = secure_app.test_client()
+    response = login(client, base_url=HTTPS_SITE)
+    assert response.status_code == 302, response.status_code
+    flags = _cookie_attributes(response, secure_app.config.get("SESSION_COOKIE_NAME", "session"))
+    assert flags.get("secure") is True
+    assert flags.get("httponly") is True
+    assert str(flags.get("samesite")).lower() == "lax"
+    assert "Strict-Transport-Security" in response.headers
+
+
+def test_login_gets_a_fresh_session(app, client):
+    """A session id planted before login is not the one that is signed in (no fixation)."""
+    make_user(app)
+    client.get("/admin/login")
+    before = client.get_cookie("session")
+    login(client)
+    after = client.get_cookie("session")
+    assert before is not None
+    assert after is not None
+    assert after.value != before.value
+    assert client.get("/admin/").status_code == 200
+
+
+def _failed_logins(client, count: int, *, email: str = EMAIL, ip: str = "203.0.113.7") -> list[int]:
+    page = client.get("/admin/login", environ_base={"REMOTE_ADDR": ip})
+    token = post_form(page.get_data(as_text=True)).hidden()["csrf_token"]
+    return [
+        client.post(
+            "/admin/login",
+            data={"csrf_token": token, "email": email, "password": f"wrong guess {n}"},
+            environ_base={"REMOTE_ADDR": ip},
+        ).status_code
+        for n in range(count)
+    ]
+
+
+def _limit(app) -> int:
+    return int(app.config["LOGIN_RATE_LIMIT"].split(";")[0].split("/")[0])
+
+
+def test_login_attempts_are_rate_limited_per_ip(app, client):
+    make_user(app)
+    limit = _limit(app)
+    statuses = _failed_logins(client, limit)
+    assert statuses == [401] * limit, statuses
+    assert _failed_logins(client, 1, email="other@example.com") == [429], "the limit counts per IP, any email"
+    # Even the right password waits: a guesser must not learn that it found it.
+    page = client.get("/admin/login", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert page.status_code == 200
+    token = post_form(page.get_data(as_text=True)).hidden()["csrf_token"]
+    right = client.post(
+        "/admin/login",
+        data={"csrf_token": token, "email": EMAIL, "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "203.0.113.7"},
+    )
+    assert right.status_code == 429
+    assert client.get("/admin/", environ_base={"REMOTE_ADDR": "203.0.113.7"}).status_code in (302, 303)
+
+
+def test_login_attempts_are_rate_limited_per_account_across_ips(app):
+    ips = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+    make_user(app)
+    limit = _limit(app)
+    statuses: list[int] = []
+    for n in range(limit):
+        statuses += _failed_logins(app.test_client(), 1, ip=ips[n % len(ips)])
+    assert statuses == [401] * limit, statuses
+    assert _failed_logins(app.test_client(), 1, ip="192.0.2.99") == [429], "one account guessed from many IPs"

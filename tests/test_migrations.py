@@ -1,0 +1,19 @@
+"""The Alembic migrations build exactly the schema the models describe."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from app import load_models
+from core.db import Base, make_engine, upgrade
+
+
+def test_upgrade_head_matches_models(tmp_path):
+    load_models()
+    engine = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    engine.dispose()
+    assert diff == [], f"models and migrations differ; run `make migrations-reset` or add a migration: {diff}"

@@ -1,0 +1,396 @@
+"""`make bench`: each figure of the app measured against a bare baseline in the same run, on the same machine.
+
+Environment: BENCH_SCALE (default 1; 0.2 makes a quick run), BENCH_DATABASE_URL (also run on PostgreSQL),
+BENCH_CLIENTS (default 50). Results are printed and written to bench-results/latest.txt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from bench import load
+from bench.load import ROOT, SLUG, Client, base_env, run_concurrent, seed_enrolled, spawn, start_gunicorn, stop, tool
+
+SCALE = float(os.environ.get("BENCH_SCALE", "1") or 1)
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50") or 50)
+# Web figures run for a fixed time (a busy machine then costs precision, not minutes); the rest by count.
+RUN_SECONDS = max(3.0, 10.0 * SCALE)
+DISPATCH_EMAILS = max(50, int(500 * SCALE))
+ENROLLED = max(10_000, int(1_000_000 * SCALE))
+ENROLLED_DUE = 100
+# A Monday 10:00 in Denver: inside the demo campaign's send window, so every seeded step is sendable.
+BUSINESS_HOURS = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+
+TARGETS = {"landing_ratio": 0.7, "signup_ratio": 0.5, "dispatch_ratio": 0.6}
+RSS_TARGET_MB = 150.0
+API_KEY = "SG.bench-key"
+
+
+class Report:
+    """Prints each figure on its own line and keeps them for bench-results/latest.txt."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, line: str = "") -> None:
+        """Print one line now and keep it."""
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def figure(self, name: str, value: float, unit: str = "") -> None:
+        """A measured figure."""
+        self.say(f"{name} {value:.1f}{(' ' + unit) if unit else ''}")
+
+    def ratio(self, name: str, value: float) -> None:
+        """A ratio against its baseline, with its target."""
+        target = TARGETS[name]
+        self.say(f"{name} {value:.2f} (target >= {target}) {'OK' if value >= target else 'MISSED'}")
+
+    def rss(self, name: str, mb: float) -> None:
+        """A peak memory figure, with its target."""
+        self.say(f"{name} {mb:.1f} MB (target < {RSS_TARGET_MB:.0f} MB) {'OK' if mb < RSS_TARGET_MB else 'MISSED'}")
+
+    def save(self) -> Path:
+        """Write everything printed to bench-results/latest.txt."""
+        out = ROOT / "bench-results" / "latest.txt"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text("\n".join(self.lines) + "\n")
+        return out
+
+
+def machine(report: Report) -> None:
+    """The machine the figures come from."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = "unknown"
+    with contextlib.suppress(OSError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        ram = f"{kb / 1024 / 1024:.1f} GiB"
+    report.say(f"machine cpu: {cpu}; cores: {os.cpu_count()}; ram: {ram}")
+    report.say(f"machine python: {platform.python_version()}; sqlite: {sqlite3.sqlite_version}; {platform.platform()}")
+    report.say(f"scale {SCALE:g}; clients {CLIENTS}; server: gunicorn 4 sync workers on 127.0.0.1")
+    report.say(
+        "note: the load generator is Python threads with http.client on this same machine; it competes with the "
+        "server for the CPU, so absolute rates are a floor. Each baseline runs through the very same client, "
+        "so the ratios are fair."
+    )
+
+
+@contextlib.contextmanager
+def database(kind: str, workdir: Path, label: str) -> Iterator[str]:
+    """A fresh database with the schema: SQLite in `workdir`, or a throwaway PostgreSQL database."""
+    from app import load_models
+    from core.db import Base, make_engine, normalize_url
+
+    load_models()
+    name = None
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / f'{label}.db'}"
+    else:
+        base = make_url(normalize_url(os.environ["BENCH_DATABASE_URL"]))
+        name = f"bench_{label}_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = base.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    load.create_bench_table(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        if name:
+            admin = create_engine(base, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def count(engine: Engine, sql: str) -> int:
+    """One number from the database."""
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def best(runs: list[load.LoadResult]) -> load.LoadResult:
+    """The fastest of repeated runs (less noise from a busy shared machine)."""
+    return max(runs, key=lambda r: r.rate())
+
+
+def bench_landing(report: Report, port: int) -> None:
+    """(1) Landing page against the same bytes from a bare route, first-time visitors (no cookie)."""
+
+    def get(path: str):
+        def work(client: Client, _job: object) -> list[tuple[str, float, int]]:
+            client.cookies.clear()
+            t0 = time.perf_counter()
+            status, _, _ = client.request("GET", path)
+            return [("get", time.perf_counter() - t0, status)]
+
+        return work
+
+    real_path = f"/{SLUG}?utm_source=bench&utm_medium=cpc&utm_campaign=load"
+    for path in (real_path, "/_bench/landing-bytes"):
+        run_concurrent(port, itertools.count(), get(path), clients=CLIENTS, duration=2)  # warm every worker
+    real, bare = [], []
+    for _ in range(2):
+        bare.append(
+            run_concurrent(port, itertools.count(), get("/_bench/landing-bytes"), CLIENTS, duration=RUN_SECONDS)
+        )
+        real.append(run_concurrent(port, itertools.count(), get(real_path), CLIENTS, duration=RUN_SECONDS))
+    r, b = best(real), best(bare)
+    errors = [f for run in real + bare for f in run.failures]
+    report.figure("landing_rps", r.rate())
+    report.figure("landing_baseline_rps", b.rate())
+    report.ratio("landing_ratio", r.rate() / b.rate())
+    report.say(f"landing_p50_ms {r.percentile('get', 50):.1f}")
+    report.say(f"landing_p99_ms {r.percentile('get', 99):.1f}")
+    report.say(f"landing_errors {len(errors)}")
+
+
+def bench_signups(report: Report, port: int, engine: Engine, run_id: str) -> None:
+    """(2) Signups end to end against GET of the same bytes + a bare one-row insert, same client work."""
+
+    def bare(client: Client, email: object) -> list[tuple[str, float, int]]:
+        client.cookies.clear()
+        t0 = time.perf_counter()
+        status, _, page = client.request("GET", "/_bench/landing-bytes")
+        t1 = time.perf_counter()
+        form = load.parse_form(page, "/_bench/insert")
+        status2, _, _ = client.request("POST", "/_bench/insert", form.body(str(email)), load.FORM_HEADERS)
+        return [("get", t1 - t0, status), ("post", time.perf_counter() - t1, status2)]
+
+    def real(client: Client, email: object) -> list[tuple[str, float, int]]:
+        client.cookies.clear()
+        return load.signup(client, str(email))
+
+    def ok(label: str, status: int) -> bool:
+        return status == (303 if label == "post" else 200)
+
+    warm = [f"warm{i}-{run_id}@bench.example" for i in range(100)]
+    run_concurrent(port, warm, real, clients=CLIENTS, ok=ok)
+    run_concurrent(port, warm, bare, clients=CLIENTS, ok=ok)
+    leads_before = count(engine, "SELECT COUNT(*) FROM leads")
+    rows_before = count(engine, "SELECT COUNT(*) FROM bench_rows")
+    bare_emails = (f"bare{i}-{run_id}@bench.example" for i in itertools.count())
+    emails = (f"signup{i}-{run_id}@bench.example" for i in itertools.count())
+    b = run_concurrent(port, bare_emails, bare, clients=CLIENTS, ok=ok, duration=RUN_SECONDS)
+    r = run_concurrent(port, emails, real, clients=CLIENTS, ok=ok, duration=RUN_SECONDS)
+    posted = r.statuses[("post", 303)]
+    stored = count(engine, "SELECT COUNT(*) FROM leads") - leads_before
+    bare_rows = count(engine, "SELECT COUNT(*) FROM bench_rows") - rows_before
+    report.say("signup = GET of the page (CSRF token, signed time) + POST (validation, write); rate counts pairs")
+    report.figure("signup_rps", r.rate())
+    report.figure("signup_baseline_rps", b.rate())
+    report.ratio("signup_ratio", r.rate() / b.rate())
+    report.say(f"signup_post_p50_ms {r.percentile('post', 50):.1f}")
+    report.say(f"signup_post_p99_ms {r.percentile('post', 99):.1f}")
+    report.say(f"signup_pair_p50_ms {r.percentile('get', 50) + r.percentile('post', 50):.1f}")
+    report.say(f"signup_baseline_post_p50_ms {b.percentile('post', 50):.1f}")
+    report.say(f"signup_baseline_post_p99_ms {b.percentile('post', 99):.1f}")
+    report.say(f"signup_errors {len(r.failures)}{' ' + r.failures[0] if r.failures else ''}")
+    good = stored == posted == r.jobs and not r.failures
+    report.say(
+        f"signup_stored {stored}/{r.jobs} (leads counted in the database afterwards) {'OK' if good else 'MISSED'}"
+    )
+    report.say(f"signup_baseline_stored {bare_rows}/{b.jobs}")
+
+
+def web_phase(report: Report, url: str, workdir: Path, run_id: str) -> None:
+    """Start the bench app under gunicorn, run (1) and (2), then read the workers' peak memory."""
+    env = base_env(url, workdir / "instance", MAIL_BACKEND="outbox")
+    proc, port = start_gunicorn("bench.wsgi:app", env, workers=4, log=workdir / "gunicorn.log")
+    engine = load_engine(url)
+    try:
+        bench_landing(report, port)
+        bench_signups(report, port, engine, run_id)
+        pids = load.worker_pids(proc.pid)
+        report.rss("web_worker_peak_rss", max(load.peak_rss_mb(pid) for pid in pids))
+    finally:
+        stop(proc)
+        engine.dispose()
+
+
+def load_engine(url: str) -> Engine:
+    """An engine with the app's settings (WAL, busy timeout) for counting and seeding."""
+    from core.db import make_engine
+
+    return make_engine(url)
+
+
+@contextlib.contextmanager
+def fake_sendgrid(workdir: Path) -> Iterator[int]:
+    """The fake SendGrid server from tests/fakes as its own process."""
+    port = load.free_port()
+    args = [sys.executable, "-m", "tests.fakes.sendgrid", "--port", str(port), "--api-key", API_KEY]
+    proc = spawn(args, os.environ, workdir / "fake.log")
+    try:
+        load.wait_http(port, "/_fake/requests", proc=proc)
+        yield port
+    finally:
+        stop(proc)
+
+
+def fake_requests(port: int) -> list[dict]:
+    """What the fake recorded: the JSON body of every Mail Send request."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_fake/requests", timeout=30) as resp:
+        data = json.load(resp)
+    items = data.get("requests", data) if isinstance(data, dict) else data
+    bodies = []
+    for item in items:
+        body = item.get("json", item.get("body", item)) if isinstance(item, dict) else item
+        if isinstance(body, str):
+            body = json.loads(body)
+        bodies.append(body)
+    return bodies
+
+
+def fake_accepted(port: int) -> int:
+    """How many Mail Send requests the fake accepted so far."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_fake/stats", timeout=30) as resp:
+        return int(json.load(resp)["accepted"])
+
+
+def bench_dispatch(report: Report, url: str, workdir: Path) -> None:
+    """(3) The real nurture tick through the sendgrid client against a bare loop posting the same bodies."""
+    from app import create_app
+    from config import Config
+    from core.clock import FrozenClock
+    from mailer.senders import SendGridSender
+
+    engine = load_engine(url)
+    with fake_sendgrid(workdir) as port:
+        host = f"http://127.0.0.1:{port}"
+        env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=host)
+        env["SENDGRID_API_KEY"] = API_KEY
+        config = Config(env)
+        config.CLOCK = FrozenClock(BUSINESS_HOURS)
+        seed_enrolled(
+            engine,
+            DISPATCH_EMAILS,
+            DISPATCH_EMAILS,
+            now=BUSINESS_HOURS - timedelta(minutes=5),
+            due_at=BUSINESS_HOURS - timedelta(minutes=1),
+            later_at=BUSINESS_HOURS + timedelta(days=30),
+            tag="dispatch",
+        )
+        app = create_app(config)
+        runner = app.test_cli_runner()
+        before = fake_accepted(port)
+        t0 = time.perf_counter()
+        ticks, sent, last = 0, 0, -1
+        # One tick may take a batch at a time: tick until everything went out or a tick sent nothing.
+        while sent < DISPATCH_EMAILS and sent != last:
+            last = sent
+            ticks += 1
+            result = runner.invoke(args=["nurture", "tick"])
+            if result.exit_code != 0:
+                raise RuntimeError(f"flask nurture tick failed: {result.output} {result.exception!r}")
+            sent = fake_accepted(port) - before
+        elapsed = time.perf_counter() - t0
+        bodies = fake_requests(port)[before:]
+        # The app's own client object (python_http_client over urllib, proxies bypassed), minus everything else.
+        client = SendGridSender(API_KEY, host=host, timeout=config.SENDGRID_TIMEOUT).api
+        t1 = time.perf_counter()
+        for body in bodies:
+            client.send(body)
+        bare = time.perf_counter() - t1
+        app.extensions["db"].engine.dispose()
+    engine.dispose()
+    rate, bare_rate = len(bodies) / elapsed, len(bodies) / bare
+    report.say("dispatch = `flask nurture tick` (in-process, repeated until drained) with MAIL_BACKEND=sendgrid")
+    report.say(f"dispatch_sent {len(bodies)}/{DISPATCH_EMAILS} in {ticks} ticks")
+    report.figure("dispatch_emails_per_s", rate)
+    report.figure("dispatch_baseline_emails_per_s", bare_rate)
+    report.ratio("dispatch_ratio", rate / bare_rate)
+
+
+def bench_memory(report: Report, url: str, workdir: Path) -> None:
+    """(4) Peak RSS of one `flask nurture tick` process with ENROLLED leads, ENROLLED_DUE of them due."""
+    engine = load_engine(url)
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    seed_enrolled(
+        engine,
+        ENROLLED,
+        ENROLLED_DUE,
+        now=now - timedelta(minutes=5),
+        due_at=now - timedelta(minutes=1),
+        later_at=now + timedelta(days=30),
+        tag="million",
+    )
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+    seeded = time.perf_counter() - t0
+    total = count(engine, "SELECT COUNT(*) FROM enrollments")
+    engine.dispose()
+    report.say(f"nurture_enrolled {total} (seeded in {seeded:.1f} s)")
+    with fake_sendgrid(workdir) as port:
+        env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=f"http://127.0.0.1:{port}")
+        env["SENDGRID_API_KEY"] = API_KEY
+        log = workdir / "tick.log"
+        with log.open("wb") as out:
+            t1 = time.perf_counter()
+            proc = subprocess.Popen([tool("flask"), "nurture", "tick"], env=env, cwd=ROOT, stdout=out, stderr=out)
+            # wait4 gives this one child's own peak RSS (ru_maxrss, KiB), not the maximum over every child.
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            tick_s = time.perf_counter() - t1
+        output = log.read_text(errors="replace").strip()
+    if proc.returncode != 0:
+        report.say(f"nurture_tick failed with exit code {proc.returncode}: {output[-300:]}")
+    report.say(f"nurture_tick_process_s {tick_s:.2f} (whole process, start-up included) {output.splitlines()[-1:]}")
+    report.rss("nurture_worker_peak_rss", usage.ru_maxrss / 1024)
+
+
+def main() -> int:
+    """Run every benchmark on SQLite, and on PostgreSQL when BENCH_DATABASE_URL is set."""
+    report = Report()
+    report.say(f"# make bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    machine(report)
+    kinds = ["sqlite"] + (["postgresql"] if os.environ.get("BENCH_DATABASE_URL") else [])
+    started = time.perf_counter()
+    for kind in kinds:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
+            workdir = Path(tmp)
+            report.say("")
+            report.say(f"## backend {kind}")
+            # Each phase on its own fresh database, so the signups' welcomes do not leak into the dispatch count.
+            with database(kind, workdir, "web") as url:
+                web_phase(report, url, workdir, uuid.uuid4().hex[:8])
+            with database(kind, workdir, "nurture") as url:
+                bench_dispatch(report, url, workdir)
+                bench_memory(report, url, workdir)
+    report.say("")
+    report.say(f"bench_total_s {time.perf_counter() - started:.0f}")
+    path = report.save()
+    print(f"written to {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

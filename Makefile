@@ -1,0 +1,57 @@
+# Two commands set everything up: `make run` (web + nurture worker) and `make test` (all tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := app:create_app
+# Demo speed: 1440 plays a day of the sequence in a minute. Production leaves it at 1.
+RUN_TIME_SCALE ?= 1440
+
+.PHONY: run test lint install dev-install bench bench-nurture bench-admin migrations-reset clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+dev-install: $(VENV)/.dev-installed
+
+run: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask campaigns validate
+	$(BIN)/flask demo setup
+	NURTURE_TIME_SCALE=$(RUN_TIME_SCALE) $(BIN)/honcho start -f Procfile
+
+test: dev-install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: dev-install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: dev-install
+	$(BIN)/python -m bench.run
+
+bench-nurture: dev-install
+	$(BIN)/python -m bench.nurture
+
+bench-admin: dev-install
+	$(BIN)/python -m bench.admin
+
+# Rewrites the single initial migration from the models. Only while nothing has been deployed.
+migrations-reset: dev-install
+	rm -f migrations/versions/*.py
+	tmp=$$(mktemp -d) && DATABASE_URL=sqlite:///$$tmp/m.db $(BIN)/flask db revision -m "initial schema" && rm -rf $$tmp
+	cd migrations/versions && mv *_initial_schema.py 0001_initial_schema.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -432,6 +432,10 @@ def seed_enrolled(
             # Explicit ids leave the sequences behind; move them past what we wrote.
             for table in ("leads", "enrollments"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {last})"))
+    # Planner statistics, as `flask db upgrade` and autovacuum keep them in production: without any,
+    # PostgreSQL may walk a status index instead of the primary key.
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
     return first, last
 
 

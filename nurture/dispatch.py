@@ -106,44 +106,29 @@ def start_step(exit_statuses: frozenset[str]) -> Update:
     )
 
 
-# The provider accepted it. `unknown` too: a slow answer may arrive after a sweep gave up on us.
-record_sent = (
-    update(deliveries)
-    .where(
-        deliveries.c.id == bindparam("b_delivery_id"),
-        or_(deliveries.c.state == "sending", deliveries.c.state == "unknown"),
+def _mark_sent(id_name: str, moment_name: str, provider_id_name: str) -> Update:
+    """The provider accepted it. `unknown` too: a slow answer may arrive after a sweep gave up on us."""
+    return (
+        update(deliveries)
+        .where(
+            deliveries.c.id == bindparam(id_name),
+            or_(deliveries.c.state == "sending", deliveries.c.state == "unknown"),
+        )
+        .values(
+            state="sent",
+            sent_at=bindparam(moment_name),
+            error=None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=bindparam(moment_name),
+            provider_message_id=func.coalesce(deliveries.c.provider_message_id, bindparam(provider_id_name)),
+        )
     )
-    .values(
-        state="sent",
-        sent_at=bindparam("b_moment"),
-        error=None,
-        lease_owner=None,
-        lease_until=None,
-        updated_at=bindparam("b_moment"),
-        provider_message_id=func.coalesce(deliveries.c.provider_message_id, bindparam("b_provider_id")),
-    )
-)
 
 
-# record_sent with its own parameter names, to ride along with start_step in one PostgreSQL statement.
-record_sent_cte = (
-    update(deliveries)
-    .where(
-        deliveries.c.id == bindparam("b_sent_id"),
-        or_(deliveries.c.state == "sending", deliveries.c.state == "unknown"),
-    )
-    .values(
-        state="sent",
-        sent_at=bindparam("b_sent_moment"),
-        error=None,
-        lease_owner=None,
-        lease_until=None,
-        updated_at=bindparam("b_sent_moment"),
-        provider_message_id=func.coalesce(deliveries.c.provider_message_id, bindparam("b_sent_provider_id")),
-    )
-    .returning(deliveries.c.id)
-    .cte("sent")
-)
+record_sent = _mark_sent("b_delivery_id", "b_moment", "b_provider_id")
+# The same with its own parameter names, to ride along with start_step in one PostgreSQL statement.
+record_sent_cte = _mark_sent("b_sent_id", "b_sent_moment", "b_sent_provider_id").returning(deliveries.c.id).cte("sent")
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from config import TestConfig
 from core.clock import FrozenClock
 from core.db import Base, db, make_engine, normalize_url
 from core.extensions import limiter
+from tests.support.database import empty_tables
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -61,16 +62,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         _drop_pg_database(os.environ["TEST_DATABASE_URL"], name)
 
 
-def _empty_tables() -> None:
-    with db.engine.begin() as conn:
-        tables = list(reversed(Base.metadata.sorted_tables))
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
-
-
 @pytest.fixture
 def clock() -> FrozenClock:
     """A clock the test moves by hand; the app uses it for every timestamp."""
@@ -96,7 +87,7 @@ def app(make_config) -> Iterator[Flask]:
     """The app on a clean database."""
     application = create_app(make_config())
     with application.app_context():
-        _empty_tables()
+        empty_tables(db.engine)
         limiter.reset()
     yield application
     db.session.remove()

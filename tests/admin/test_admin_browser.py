@@ -11,10 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-import config as app_config
-from app import create_app, load_models
-from core.db import Base, db, make_engine
-from tests.support.browser import AXE_JS, chromium, require_chromium, serve
+from core.db import db
+from tests.support.browser import AXE_JS, chromium, require_chromium, serve, site_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,15 +25,7 @@ VIEWPORTS = {"laptop": {"width": 1366, "height": 800}, "tablet": {"width": 768, 
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The real app served by werkzeug on 127.0.0.1 (random port), on its own SQLite database."""
     require_chromium()
-    folder = tmp_path_factory.mktemp("admin-browser")
-    url = f"sqlite:///{folder / 'site.db'}"
-    load_models()
-    engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    config = app_config.TestConfig(str(folder / "instance"), url)
-    config.RATELIMIT_ENABLED = False
-    app = create_app(config)
+    app = site_app(tmp_path_factory.mktemp("admin-browser"))
     with app.app_context(), db.write_transaction() as s:
         from admin.users import create_user
 

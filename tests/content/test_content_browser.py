@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import config as app_config
-from app import create_app, load_models
 from blog.loader import load_posts
-from core.db import Base, db, make_engine
+from core.db import db
 from nurture.definitions import load_campaigns
-from tests.support.browser import AXE_JS, REPO, chromium, serve
+from tests.support.browser import AXE_JS, REPO, chromium, serve, site_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -56,15 +54,7 @@ def _path(name: str, site: dict, audit: bool = False) -> str | None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The real app served by werkzeug on 127.0.0.1 (random port), on its own SQLite database."""
-    folder = tmp_path_factory.mktemp("browser-site")
-    url = f"sqlite:///{folder / 'site.db'}"
-    load_models()
-    engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    config = app_config.TestConfig(str(folder / "instance"), url)
-    config.RATELIMIT_ENABLED = False
-    app = create_app(config)
+    app = site_app(tmp_path_factory.mktemp("browser-site"))
     unsubscribe = []
     if any(rule.rule.startswith("/unsubscribe/") for rule in app.url_map.iter_rules()):
         from leads.models import Lead

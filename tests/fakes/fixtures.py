@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
 
 from app import create_app
-from core.db import Base, db
+from core.db import db
 from core.extensions import limiter
 from tests.fakes.sendgrid import FakeSendGrid
+from tests.support.database import empty_tables
 
 
 @pytest.fixture
@@ -20,16 +20,6 @@ def fake_sendgrid() -> Iterator[FakeSendGrid]:
     fake = FakeSendGrid().start()
     yield fake
     fake.stop()
-
-
-def _empty_tables() -> None:
-    with db.engine.begin() as conn:
-        tables = list(reversed(Base.metadata.sorted_tables))
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
 
 
 @pytest.fixture
@@ -44,7 +34,7 @@ def sendgrid_app(make_config, fake_sendgrid: FakeSendGrid) -> Iterator[Flask]:
     )
     application = create_app(config)
     with application.app_context():
-        _empty_tables()
+        empty_tables(db.engine)
         limiter.reset()
     yield application
     db.session.remove()

@@ -15,7 +15,8 @@ import yaml
 from sqlalchemy import text
 
 from bench import load
-from core.db import Base, make_engine
+from core.db import make_engine
+from tests.support.database import empty_tables
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +29,7 @@ DRAIN_DEADLINE_S = 60
 def _empty_database(url: str) -> None:
     """Other tests share this session's database: start from no rows at all."""
     engine = make_engine(url)
-    with engine.begin() as conn:
-        tables = list(reversed(Base.metadata.sorted_tables))
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+    empty_tables(engine)
     engine.dispose()
 
 

@@ -15,6 +15,7 @@ from core.db import db
 from leads.models import Consent
 from nurture.views import make_confirm_token
 from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
+from tests.support.database import empty_tables
 
 SHIPPED = Path(__file__).resolve().parents[2] / "campaigns"
 
@@ -28,9 +29,7 @@ def doi_app(make_config, tmp_path) -> Flask:
     yaml_path.write_text(yaml_path.read_text().replace("double_opt_in: false", "double_opt_in: true"))
     application = create_app(make_config(CAMPAIGNS_DIR=str(root)))
     with application.app_context():
-        from tests.conftest import _empty_tables
-
-        _empty_tables()
+        empty_tables(db.engine)
     yield application
     db.session.remove()
     db.engine.dispose()

@@ -46,6 +46,22 @@ def chromium(axe: bool = False) -> Iterator[object]:
             browser.close()
 
 
+def site_app(folder: Path) -> Flask:
+    """The real app on its own SQLite database in `folder` (schema created, rate limits off), for a browser."""
+    import config as app_config
+    from app import create_app, load_models
+    from core.db import Base, make_engine
+
+    url = f"sqlite:///{folder / 'site.db'}"
+    load_models()
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    config = app_config.TestConfig(str(folder / "instance"), url)
+    config.RATELIMIT_ENABLED = False
+    return create_app(config)
+
+
 @contextlib.contextmanager
 def serve(app: Flask) -> Iterator[str]:
     """Serve the app with werkzeug in a thread on a free port of 127.0.0.1; yields its base URL."""

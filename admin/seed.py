@@ -650,36 +650,25 @@ def _page_views(
         )
     }
     rows = []
-    for (day, slug, source, campaign), n in signups.items():
-        key = (day, f"/{slug}", source, campaign)
+
+    def add(key: tuple, views: int) -> None:
+        # One row per (day, page, source, campaign): a second seed run adds none it already wrote.
         if key not in existing:
             existing.add(key)
-            rows.append(
-                {
-                    "day": day,
-                    "page": key[1],
-                    "utm_source": source,
-                    "utm_campaign": campaign,
-                    "views": n * rng.randint(8, 16),
-                }
-            )
+            day, page, source, campaign = key
+            rows.append({"day": day, "page": page, "utm_source": source, "utm_campaign": campaign, "views": views})
+
+    for (day, slug, source, campaign), n in signups.items():
+        add((day, f"/{slug}", source, campaign), n * rng.randint(8, 16))
     day = start
     today = moment.astimezone(UTC).date()
     while day <= today:
         for blog in BLOG_SLUGS:
             for source, campaign, scale in (("nurture", campaigns[0][0], 6), ("", "", 10), ("google", "", 4)):
-                key = (day, f"/blog/{blog}", source, campaign)
-                if key not in existing:
-                    existing.add(key)
-                    rows.append(
-                        {
-                            "day": day,
-                            "page": key[1],
-                            "utm_source": source,
-                            "utm_campaign": campaign,
-                            "views": rng.randint(0, scale * max(1, len(signups) // max(1, days) // 20)),
-                        }
-                    )
+                add(
+                    (day, f"/blog/{blog}", source, campaign),
+                    rng.randint(0, scale * max(1, len(signups) // max(1, days) // 20)),
+                )
         day += timedelta(days=1)
     for i in range(0, len(rows), CHUNK):
         _flush(conn, PageView, rows[i : i + CHUNK])

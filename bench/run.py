@@ -274,6 +274,19 @@ def fake_accepted(port: int) -> int:
         return int(json.load(resp)["accepted"])
 
 
+def seed_due(engine: Engine, count: int, due: int, moment: datetime, tag: str) -> None:
+    """`count` enrolled leads who signed up just before `moment`; the first `due` are due by then."""
+    seed_enrolled(
+        engine,
+        count,
+        due,
+        now=moment - timedelta(minutes=5),
+        due_at=moment - timedelta(minutes=1),
+        later_at=moment + timedelta(days=30),
+        tag=tag,
+    )
+
+
 def bench_dispatch(report: Report, url: str, workdir: Path) -> None:
     """(3) The real nurture tick through the sendgrid client against a bare loop posting the same bodies."""
     from app import create_app
@@ -288,15 +301,7 @@ def bench_dispatch(report: Report, url: str, workdir: Path) -> None:
         env["SENDGRID_API_KEY"] = API_KEY
         config = Config(env)
         config.CLOCK = FrozenClock(BUSINESS_HOURS)
-        seed_enrolled(
-            engine,
-            DISPATCH_EMAILS,
-            DISPATCH_EMAILS,
-            now=BUSINESS_HOURS - timedelta(minutes=5),
-            due_at=BUSINESS_HOURS - timedelta(minutes=1),
-            later_at=BUSINESS_HOURS + timedelta(days=30),
-            tag="dispatch",
-        )
+        seed_due(engine, DISPATCH_EMAILS, DISPATCH_EMAILS, BUSINESS_HOURS, "dispatch")
         app = create_app(config)
         runner = app.test_cli_runner()
         before = fake_accepted(port)
@@ -333,15 +338,7 @@ def bench_memory(report: Report, url: str, workdir: Path) -> None:
     engine = load_engine(url)
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    seed_enrolled(
-        engine,
-        ENROLLED,
-        ENROLLED_DUE,
-        now=now - timedelta(minutes=5),
-        due_at=now - timedelta(minutes=1),
-        later_at=now + timedelta(days=30),
-        tag="million",
-    )
+    seed_due(engine, ENROLLED, ENROLLED_DUE, now, "million")
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))

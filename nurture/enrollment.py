@@ -57,28 +57,22 @@ def enroll(session: Session, lead: Lead, campaign: Campaign) -> Enrollment:
         enrollment.state = "pending"
         session.add(enrollment)
         session.flush()
-        session.add(
-            Delivery(
-                dedupe_key=f"confirm:{enrollment.id}",
-                kind="confirmation",
-                lead_id=lead.id,
-                enrollment_id=enrollment.id,
-                campaign_slug=campaign.slug,
-                state="pending",
-                due_at=moment,
+        # The confirmation leaves at once; the one reminder later, skipped if the lead confirms first.
+        for key, kind, due in (
+            ("confirm", "confirmation", moment),
+            ("reminder", "reminder", moment + REMINDER_AFTER / time_scale()),
+        ):
+            session.add(
+                Delivery(
+                    dedupe_key=f"{key}:{enrollment.id}",
+                    kind=kind,
+                    lead_id=lead.id,
+                    enrollment_id=enrollment.id,
+                    campaign_slug=campaign.slug,
+                    state="pending",
+                    due_at=due,
+                )
             )
-        )
-        session.add(
-            Delivery(
-                dedupe_key=f"reminder:{enrollment.id}",
-                kind="reminder",
-                lead_id=lead.id,
-                enrollment_id=enrollment.id,
-                campaign_slug=campaign.slug,
-                state="pending",
-                due_at=moment + REMINDER_AFTER / time_scale(),
-            )
-        )
     else:
         activate(enrollment, campaign, lead, moment)
         session.add(enrollment)

@@ -14,12 +14,11 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app import create_app, load_models
+from app import load_models
 from config import TestConfig
 from core.clock import FrozenClock
-from core.db import Base, db, make_engine, normalize_url
-from core.extensions import limiter
-from tests.support.database import empty_tables
+from core.db import Base, make_engine, normalize_url
+from tests.support.database import fresh_app
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -85,13 +84,7 @@ def make_config(database_url: str, tmp_path: Path, clock: FrozenClock):
 @pytest.fixture
 def app(make_config) -> Iterator[Flask]:
     """The app on a clean database."""
-    application = create_app(make_config())
-    with application.app_context():
-        empty_tables(db.engine)
-        limiter.reset()
-    yield application
-    db.session.remove()
-    db.engine.dispose()
+    yield from fresh_app(make_config())
 
 
 @pytest.fixture

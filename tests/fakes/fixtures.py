@@ -7,11 +7,8 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from app import create_app
-from core.db import db
-from core.extensions import limiter
 from tests.fakes.sendgrid import FakeSendGrid
-from tests.support.database import empty_tables
+from tests.support.database import fresh_app
 
 
 @pytest.fixture
@@ -32,10 +29,4 @@ def sendgrid_app(make_config, fake_sendgrid: FakeSendGrid) -> Iterator[Flask]:
         SENDGRID_WEBHOOK_PUBLIC_KEY=fake_sendgrid.public_key,
         SENDGRID_TIMEOUT=2.0,
     )
-    application = create_app(config)
-    with application.app_context():
-        empty_tables(db.engine)
-        limiter.reset()
-    yield application
-    db.session.remove()
-    db.engine.dispose()
+    yield from fresh_app(config)

@@ -10,12 +10,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app import create_app
 from core.db import db
 from leads.models import Consent
 from nurture.views import make_confirm_token
 from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
-from tests.support.database import empty_tables
+from tests.support.database import fresh_app
 
 SHIPPED = Path(__file__).resolve().parents[2] / "campaigns"
 
@@ -27,12 +26,7 @@ def doi_app(make_config, tmp_path) -> Flask:
     shutil.copytree(SHIPPED / "stem-cell-therapy", root / "stem-cell-therapy")
     yaml_path = root / "stem-cell-therapy" / "campaign.yaml"
     yaml_path.write_text(yaml_path.read_text().replace("double_opt_in: false", "double_opt_in: true"))
-    application = create_app(make_config(CAMPAIGNS_DIR=str(root)))
-    with application.app_context():
-        empty_tables(db.engine)
-    yield application
-    db.session.remove()
-    db.engine.dispose()
+    yield from fresh_app(make_config(CAMPAIGNS_DIR=str(root)))
 
 
 def confirm_link(message) -> str:

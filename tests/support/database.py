@@ -1,11 +1,16 @@
-"""Database helpers shared by the fixtures: empty every table between tests."""
+"""Database helpers shared by the fixtures: empty every table between tests, build an app on a clean database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from core.db import Base
+from app import create_app
+from core.db import Base, db
+from core.extensions import limiter
 
 
 def empty_tables(engine: Engine) -> None:
@@ -17,3 +22,14 @@ def empty_tables(engine: Engine) -> None:
         else:
             for table in tables:
                 conn.execute(table.delete())
+
+
+def fresh_app(config: object) -> Iterator[Flask]:
+    """Yield the app built from `config` on emptied tables with fresh rate limits; close its database after."""
+    application = create_app(config)
+    with application.app_context():
+        empty_tables(db.engine)
+        limiter.reset()
+    yield application
+    db.session.remove()
+    db.engine.dispose()

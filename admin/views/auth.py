@@ -7,6 +7,7 @@ from flask_login import current_user, login_user, logout_user
 
 from admin.blueprint import bp, safe_next
 from admin.forms import ActionForm, LoginForm
+from admin.models import User
 from admin.users import authenticate
 from core.db import db
 from core.extensions import client_ip, limiter
@@ -49,9 +50,15 @@ def login() -> Response | tuple[str, int] | str:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Sign out (POST with a CSRF token, so a link on another site cannot sign you out)."""
+    """Sign out on every device (POST with a CSRF token, so a link on another site cannot sign you out)."""
     form = ActionForm()
     if form.validate_on_submit():
+        if current_user.is_authenticated:
+            # A copied or left-behind cookie must not outlive signing out: every session of this user ends.
+            with db.write_transaction() as s:
+                user = s.get(User, current_user.id)
+                if user is not None:
+                    user.end_sessions()
         logout_user()
         session.clear()
         flash("You are signed out.", "info")

@@ -46,6 +46,14 @@ class WebhookError(Exception):
         self.status = status
 
 
+class StaleBatch(WebhookError):
+    """A batch genuinely signed by SendGrid, but more than 10 minutes from our clock: a replay, or our clock is off."""
+
+    def __init__(self, age_seconds: float) -> None:
+        super().__init__(403, "stale timestamp")
+        self.age_seconds = age_seconds
+
+
 @lru_cache(maxsize=4)
 def load_public_key(value: str) -> ec.EllipticCurvePublicKey:
     """SendGrid's verification key: base64 DER as its settings page shows it (a PEM block works too)."""
@@ -60,16 +68,17 @@ def load_public_key(value: str) -> ec.EllipticCurvePublicKey:
 
 
 def verify(public_key: str, signature: str | None, timestamp: str | None, body: bytes) -> None:
-    """Raise WebhookError(403) unless the body is signed by SendGrid within the last 10 minutes."""
+    """Raise WebhookError(403) unless the body is signed by SendGrid within 10 minutes of our clock.
+
+    The signature is checked first, so StaleBatch means SendGrid really signed it: only then is a refusal
+    worth an alert (a stranger's stale request must not raise one).
+    """
     if not public_key:
         raise WebhookError(403, "webhook verification key not configured")
     if not signature or not timestamp:
         raise WebhookError(403, "missing signature headers")
     if not (timestamp.isascii() and timestamp.isdecimal()) or len(timestamp) > 12:
         raise WebhookError(403, "bad timestamp")
-    age = now().timestamp() - int(timestamp)
-    if abs(age) > MAX_AGE_SECONDS:
-        raise WebhookError(403, "stale timestamp")
     try:
         key = load_public_key(public_key)
     except (ValueError, binascii.Error, UnsupportedAlgorithm):
@@ -80,6 +89,9 @@ def verify(public_key: str, signature: str | None, timestamp: str | None, body: 
         key.verify(raw_signature, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError, binascii.Error):
         raise WebhookError(403, "bad signature") from None
+    age = now().timestamp() - int(timestamp)
+    if abs(age) > MAX_AGE_SECONDS:
+        raise StaleBatch(age)
 
 
 def parse(body: bytes) -> list[dict[str, Any]]:

@@ -222,7 +222,10 @@ def test_fuzzed_unsigned_requests_are_refused_without_a_500(sendgrid_app, body, 
 
 # SendGrid's own Signed Event Webhook test vector (sendgrid-python, test/unit/test_eventwebhook.py): a dropped
 # event for hello@world.com, signed at 1600112502 with the key below.
-SENDGRID_VECTOR_KEY = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
+SENDGRID_VECTOR_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3G"
+    "Rqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
+)
 SENDGRID_VECTOR_SIGNATURE = (
     "MEUCIGHQVtGj+Y3LkG9fLcxf3qfI10QysgDWmMOVmxG0u6ZUAiEAyBiXDWzM+uOe5W0JuG+luQAbPIqHh89M15TluLtEZtM="
 )
@@ -407,3 +410,50 @@ def test_a_batch_of_ten_thousand_events_is_stored_in_bulk_and_each_applied_once(
         db.session.expire_all()
         assert db.session.scalar(select(func.count()).select_from(ProviderEvent)) == 10_000
         assert db.session.scalar(select(func.sum(Delivery.open_count))) == 4_000
+
+
+def test_sendgrids_batches_refused_as_stale_show_on_healthz_and_the_dashboard(vector_app, clock):
+    """SendGrid's own signed batch from 2020 against a clock in 2026: refused, and said so where operators look."""
+    from admin.users import create_user
+    from tests.admin.conftest import login
+
+    client = vector_app.test_client(use_cookies=False)
+    with vector_app.app_context():
+        assert client.get("/healthz").get_json()["sendgrid_webhook"] == {"ok": True}
+        for _ in range(2):
+            response = client.post(URL, data=SENDGRID_VECTOR_PAYLOAD, headers=SENDGRID_VECTOR_HEADERS)
+            assert response.status_code == 403
+        assert db.session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        entry = health.get_json()["sendgrid_webhook"]
+        assert entry["ok"] is False
+        assert entry["refused_batches"] == 2
+        skew = int(clock.now().timestamp()) - int(SENDGRID_VECTOR_TIMESTAMP)
+        assert entry["clock_skew_seconds"] == skew
+        assert f"arrive {skew // 86400:,} days older than this server's clock allows" in entry["note"]
+        with db.write_transaction() as session:
+            create_user(session, "ops@nexgenesis.example", "a long enough password", "admin")
+    browser = vector_app.test_client()
+    assert login(browser, "ops@nexgenesis.example", "a long enough password").status_code == 302
+    page = browser.get("/admin/").get_data(as_text=True)
+    assert "SendGrid&#39;s events are being refused (2 batches so far)" in page
+    assert "Check the server&#39;s clock (NTP)" in page
+
+
+def test_an_accepted_batch_clears_the_stale_alarm_and_unsigned_requests_never_raise_it(
+    sendgrid_app, fake_sendgrid, clock
+):
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        body, headers = fake_sendgrid.sign([event(delivery, "open", "s1", clock)], clock.now() - timedelta(minutes=11))
+        forged = {**headers, "X-Twilio-Email-Event-Webhook-Signature": "bm90IGEgc2lnbmF0dXJl"}
+        assert client.post(URL, data=body, headers=forged).status_code == 403
+        assert client.get("/healthz").get_json()["sendgrid_webhook"]["ok"] is True
+        assert client.post(URL, data=body, headers=headers).status_code == 403
+        entry = client.get("/healthz").get_json()["sendgrid_webhook"]
+        assert entry["clock_skew_seconds"] == 660
+        assert "arrive 11 minutes older" in entry["note"]
+        assert post(client, fake_sendgrid, [event(delivery, "open", "s2", clock)], clock).status_code == 200
+        assert client.get("/healthz").get_json()["sendgrid_webhook"] == {"ok": True}

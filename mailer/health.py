@@ -122,7 +122,7 @@ def stale_note(data: dict[str, Any]) -> str:
     return (
         f"SendGrid's signed event batches arrive {_duration(abs(skew))} {direction} than this server's clock allows "
         "(10 minutes) and are refused: bounces, drops and unsubscribes are not recorded. Check the server's "
-        "clock (NTP); SendGrid retries for 24 hours."
+        "clock (NTP)."
     )
 
 

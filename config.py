@@ -73,6 +73,7 @@ class Config:
         self.FORM_MIN_FILL_SECONDS = e.number("FORM_MIN_FILL_SECONDS", default=3.0)
         self.SIGNUP_RATE_LIMIT = e.get("SIGNUP_RATE_LIMIT", "5/minute;30/hour")
         self.LOGIN_RATE_LIMIT = e.get("LOGIN_RATE_LIMIT", "10/minute;50/hour")
+        self.LOGIN_ACCOUNT_RATE_LIMIT = e.get("LOGIN_ACCOUNT_RATE_LIMIT", "30/hour")
         self.RATELIMIT_STORAGE_URI = e.get("RATELIMIT_STORAGE_URI", "memory://")
         self.RATELIMIT_ENABLED = e.bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_KEY_PREFIX = e.get("RATELIMIT_KEY_PREFIX", "")

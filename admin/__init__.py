@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Flask, request
 from werkzeug.wrappers import Response
 
@@ -11,12 +13,15 @@ from core.extensions import login_manager
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Flask-Login's loader: an active user by id, or None."""
-    if not user_id.isdecimal():
+def load_user(session_id: str) -> User | None:
+    """Flask-Login's loader: the active user whose id and current session token the cookie names, or None."""
+    user_id, _, token = session_id.partition(":")
+    if not (user_id.isascii() and user_id.isdecimal() and len(user_id) <= 18 and token):
         return None
     user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    if user is None or not user.active or not hmac.compare_digest(token.encode(), (user.session_token or "").encode()):
+        return None
+    return user
 
 
 def init_app(app: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -13,6 +14,11 @@ from core.columns import BigId, UTCDateTime
 from core.db import Base
 
 ROLES = ("admin", "marketer")
+
+
+def new_session_token() -> str:
+    """A fresh random value for User.session_token."""
+    return secrets.token_hex(16)
 
 
 class User(UserMixin, Base):
@@ -27,6 +33,16 @@ class User(UserMixin, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Part of the id every session and remember-me cookie carries: replacing it ends all of them at once.
+    session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
+
+    def get_id(self) -> str:
+        """Flask-Login's id in cookies: the user's id and current session token ("12:9f2c...")."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Sign this user out everywhere (every browser, remember-me cookies too)."""
+        self.session_token = new_session_token()
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]

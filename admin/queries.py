@@ -438,7 +438,8 @@ def provider_pause(session: Session) -> dict[str, Any] | None:
 
 
 def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str, str]]:
-    """Problems an operator should act on: provider paused, failed or unknown deliveries, a stalled worker."""
+    """Problems an operator should act on: provider paused, webhook refusing stale events, failed or unknown
+    deliveries, a stalled worker."""
     from flask import current_app
 
     out: list[dict[str, str]] = []
@@ -450,6 +451,17 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
                 "title": "Sending is paused: the email provider refused our credentials",
                 "detail": f"{pause.get('reason') or 'No reason given'}. Fix SENDGRID_API_KEY, then resume sending.",
                 "action": "admin.provider_resume",
+            }
+        )
+    from mailer.health import stale_batches, stale_note
+
+    stale = stale_batches(session)
+    if stale is not None:
+        out.append(
+            {
+                "level": "error",
+                "title": f"SendGrid's events are being refused ({stale.get('refused_batches')} batches so far)",
+                "detail": stale_note(stale),
             }
         )
     bad = dict(

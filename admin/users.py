@@ -11,7 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from admin.models import ROLES, User
+from admin.models import ROLES, User, new_session_token
 from core.clock import now
 
 MIN_PASSWORD_LENGTH = 12
@@ -65,16 +65,24 @@ def create_user(session: Session, email: str, password: str, role: str = "market
     check_password_strength(password)
     if find_user(session, address) is not None:
         raise UserError(f"A user with the email {address} already exists.")
-    user = User(email=address, password_hash=hash_password(password), role=role, active=True, created_at=now())
+    user = User(
+        email=address,
+        password_hash=hash_password(password),
+        role=role,
+        active=True,
+        created_at=now(),
+        session_token=new_session_token(),
+    )
     session.add(user)
     session.flush()
     return user
 
 
 def set_password(user: User, password: str) -> None:
-    """Replace a user's password; raises UserError when it is too short."""
+    """Replace a user's password and sign them out everywhere; raises UserError when it is too short."""
     check_password_strength(password)
     user.password_hash = hash_password(password)
+    user.end_sessions()
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from typing import Any
+
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
+
+# A Redis that drops packets must not hold a signup for the OS's connect timeout (minutes): fail fast, fall back.
+REDIS_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
 
 def client_ip() -> str:
@@ -14,16 +19,49 @@ def client_ip() -> str:
 
 
 csrf = CSRFProtect()
-limiter = Limiter(key_func=client_ip, default_limits=[], headers_enabled=True)
+# When the shared store (Redis) cannot be reached, limits are counted in each process's memory instead of
+# failing the request: an outage of the store must never lose a signup or lock staff out. Flask-Limiter logs
+# the switch once ("Rate limit storage unreachable") and switches back when the store answers again.
+limiter = Limiter(
+    key_func=client_ip,
+    default_limits=[],
+    headers_enabled=True,
+    in_memory_fallback_enabled=True,
+    swallow_errors=True,
+)
 login_manager = LoginManager()
 
 
+def _storage_scheme(app: Flask) -> str:
+    return str(app.config.get("RATELIMIT_STORAGE_URI") or "memory://").split(":", 1)[0].split("+", 1)[0]
+
+
+def limiter_probe() -> dict[str, Any]:
+    """/healthz entry: whether the rate-limit store answers; when not, limits are per process until it does."""
+    scheme = _storage_scheme(current_app)
+    if not limiter.enabled:
+        return {"ok": True, "storage": "off"}
+    if scheme == "memory" or limiter.storage.check():
+        return {"ok": True, "storage": scheme}
+    return {
+        "ok": False,
+        "storage": scheme,
+        "note": "unreachable: limits are counted in each process's memory until it answers again",
+    }
+
+
 def init_app(app: Flask) -> None:
-    """Bind the extensions to the app."""
+    """Bind the extensions to the app and report the rate-limit store on /healthz."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    if _storage_scheme(app) in ("redis", "rediss", "valkey", "valkeys"):
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", REDIS_STORAGE_OPTIONS)
     csrf.init_app(app)
     limiter.init_app(app)
+    # The limiter is one object for every app built in this process (the tests build many): a new app's store
+    # starts out healthy, whatever an earlier app's store did.
+    limiter._storage_dead = False
     login_manager.init_app(app)
     login_manager.login_view = "admin.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.session_protection = "strong"
+    app.extensions.setdefault("health_checks", {})["rate_limits"] = limiter_probe

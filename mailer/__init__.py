@@ -8,13 +8,15 @@ from mailer.base import register_composer
 
 
 def init_app(app: Flask) -> None:
-    """Install the sender, the nurture composer, and the unsubscribe and webhook views."""
+    """Install the sender, the nurture composer, the unsubscribe and webhook views and the webhook's health entry."""
     from core.extensions import csrf
     from mailer import views
     from mailer.compose import compose_nurture_delivery
+    from mailer.health import webhook_probe
     from mailer.senders import make_sender
 
     app.extensions["mail_sender"] = make_sender(app.config)
+    app.extensions.setdefault("health_checks", {})["sendgrid_webhook"] = webhook_probe
     register_composer(app, "nurture", compose_nurture_delivery)
     # One-click unsubscribe (RFC 8058) and provider webhooks carry no cookie and no CSRF token.
     csrf.exempt(views.unsubscribe)

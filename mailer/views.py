@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from core.db import db
 from leads.models import Lead
 from mailer import webhook
+from mailer.health import clear_stale_batches, record_stale_batch
 from mailer.suppression import is_suppressed, suppress
 from mailer.tokens import read_token
 
@@ -67,6 +68,15 @@ def _webhook_body_limit() -> None:
         request.max_content_length = WEBHOOK_MAX_BYTES
 
 
+def _record_stale(age_seconds: float) -> None:
+    """Keep the refusal for /healthz and the dashboard; failing to note it must not change the answer."""
+    try:
+        with db.write_transaction() as session:
+            record_stale_batch(session, age_seconds)
+    except SQLAlchemyError as exc:
+        log.error("could not record a stale webhook batch: %s", type(exc).__name__)
+
+
 @bp.post("/webhooks/sendgrid")
 def sendgrid_events() -> tuple[Response, int]:
     """Receive SendGrid's signed event batches; 403 unsigned, 400 malformed, 200 once stored."""
@@ -79,6 +89,10 @@ def sendgrid_events() -> tuple[Response, int]:
             body,
         )
         events = webhook.parse(body)
+    except webhook.StaleBatch as exc:
+        log.warning("sendgrid webhook refused a signed batch %+d s from this server's clock", round(exc.age_seconds))
+        _record_stale(exc.age_seconds)
+        return jsonify(error=str(exc)), exc.status
     except webhook.WebhookError as exc:
         log.warning("sendgrid webhook refused: %s", exc)
         return jsonify(error=str(exc)), exc.status
@@ -87,6 +101,7 @@ def sendgrid_events() -> tuple[Response, int]:
         try:
             with db.write_transaction() as session:
                 counts = webhook.process(session, events)
+                clear_stale_batches(session)
             break
         except (IntegrityError, OperationalError):
             # A concurrent delivery of the same batch won the race; replaying finds its rows and skips them.

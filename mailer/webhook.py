@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import hashlib
 import json
 import logging
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -29,6 +33,8 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 MAX_AGE_SECONDS = 600
 SUPPRESSING_EVENTS = frozenset({"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe"})
+# Rows per IN (...) list and per multi-row INSERT: well under SQLite's limit on bound parameters.
+CHUNK = 500
 _EMAIL = re.compile(r"[^\s<>\"'@,;:]+@[^\s<>\"'@,;:]+")
 
 
@@ -38,6 +44,14 @@ class WebhookError(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+
+
+class StaleBatch(WebhookError):
+    """A batch genuinely signed by SendGrid, but more than 10 minutes from our clock: a replay, or our clock is off."""
+
+    def __init__(self, age_seconds: float) -> None:
+        super().__init__(403, "stale timestamp")
+        self.age_seconds = age_seconds
 
 
 @lru_cache(maxsize=4)
@@ -54,16 +68,17 @@ def load_public_key(value: str) -> ec.EllipticCurvePublicKey:
 
 
 def verify(public_key: str, signature: str | None, timestamp: str | None, body: bytes) -> None:
-    """Raise WebhookError(403) unless the body is signed by SendGrid within the last 10 minutes."""
+    """Raise WebhookError(403) unless the body is signed by SendGrid within 10 minutes of our clock.
+
+    The signature is checked first, so StaleBatch means SendGrid really signed it: only then is a refusal
+    worth an alert (a stranger's stale request must not raise one).
+    """
     if not public_key:
         raise WebhookError(403, "webhook verification key not configured")
     if not signature or not timestamp:
         raise WebhookError(403, "missing signature headers")
     if not (timestamp.isascii() and timestamp.isdecimal()) or len(timestamp) > 12:
         raise WebhookError(403, "bad timestamp")
-    age = now().timestamp() - int(timestamp)
-    if abs(age) > MAX_AGE_SECONDS:
-        raise WebhookError(403, "stale timestamp")
     try:
         key = load_public_key(public_key)
     except (ValueError, binascii.Error, UnsupportedAlgorithm):
@@ -74,6 +89,9 @@ def verify(public_key: str, signature: str | None, timestamp: str | None, body: 
         key.verify(raw_signature, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError, binascii.Error):
         raise WebhookError(403, "bad signature") from None
+    age = now().timestamp() - int(timestamp)
+    if abs(age) > MAX_AGE_SECONDS:
+        raise StaleBatch(age)
 
 
 def parse(body: bytes) -> list[dict[str, Any]]:
@@ -126,96 +144,208 @@ def _clean_url(url: Any) -> str | None:
     return f"{parts.scheme}://{parts.netloc}{path}"[:1000] if parts.scheme else None
 
 
-def _find_delivery(session: Session, event: dict[str, Any]) -> Any:
+@dataclass
+class Event:
+    """One event of a batch, read once: its identity, kind, address, moment and the delivery it names."""
+
+    key: str
+    kind: str
+    data: dict[str, Any]
+    email: str | None
+    at: datetime
+    reason: str | None
+    delivery_id: int | None
+    message_id: str | None
+
+
+def event_key(data: dict[str, Any]) -> str:
+    """The event's sg_event_id, or for an event without one a hash of the whole event (so replays still match)."""
+    event_id = _text(data.get("sg_event_id"), 128)
+    if event_id:
+        return event_id
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def read_event(data: dict[str, Any]) -> Event | None:
+    """The event as the webhook uses it, or None when it names no event."""
+    kind = _text(data.get("event"), 32)
+    if not kind:
+        return None
+    email = _text(data.get("email"), 320)
+    raw_id = _text(data.get("delivery_id"), 20)
+    # ASCII digits that fit a BIGINT: anything else would make the lookup itself fail (a 500).
+    delivery_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 18 else None
+    # sg_message_id is X-Message-Id plus ".filter..." suffixes.
+    message_id = (_text(data.get("sg_message_id"), 200) or "").split(".")[0] or None
+    return Event(
+        key=event_key(data),
+        kind=kind.lower(),
+        data=data,
+        email=email,
+        at=_occurred(data.get("timestamp")),
+        reason=_scrub(_text(data.get("reason") or data.get("response") or data.get("status"), 2000), email),
+        delivery_id=delivery_id,
+        message_id=message_id,
+    )
+
+
+def same_address(one: str | None, other: str | None) -> bool:
+    """Whether two addresses name the same mailbox (case, spaces and the domain's IDNA form aside)."""
+
+    def canonical(address: str) -> str:
+        local, _, domain = address.strip().lower().rpartition("@")
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+        return f"{local}@{domain}"
+
+    return bool(one and other and "@" in one and "@" in other and canonical(one) == canonical(other))
+
+
+def _chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _find_deliveries(session: Session, events: list[Event]) -> dict[str, Any]:
+    """Each event's delivery (by delivery_id, else by message id), only where the delivery's address is the event's."""
+    from leads.models import Lead
     from nurture.models import Delivery
 
-    raw_id = _text(event.get("delivery_id"), 20)
-    # ASCII digits that fit a BIGINT: anything else would make the lookup itself fail (a 500).
-    if raw_id and raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 18:
-        delivery = session.get(Delivery, int(raw_id))
-        if delivery is not None:
-            return delivery
-    message_id = _text(event.get("sg_message_id"), 200)
-    if message_id:
-        # sg_message_id is X-Message-Id plus ".filter..." suffixes.
-        prefix = message_id.split(".")[0]
-        return session.scalar(select(Delivery).where(Delivery.provider_message_id == prefix).limit(1))
-    return None
+    by_id: dict[int, Any] = {}
+    for chunk in _chunks(sorted({e.delivery_id for e in events if e.delivery_id is not None})):
+        by_id.update((d.id, d) for d in session.scalars(select(Delivery).where(Delivery.id.in_(chunk))))
+    by_message: dict[str, list[Any]] = {}
+    for chunk in _chunks(sorted({e.message_id for e in events if e.message_id})):
+        for delivery in session.scalars(select(Delivery).where(Delivery.provider_message_id.in_(chunk))):
+            by_message.setdefault(delivery.provider_message_id, []).append(delivery)
+    found = [*by_id.values(), *(d for group in by_message.values() for d in group)]
+    lead_emails: dict[int, str | None] = {}
+    for chunk in _chunks(sorted({d.lead_id for d in found if d.lead_id is not None and not d.recipient})):
+        lead_emails.update(
+            (row.id, row.email) for row in session.execute(select(Lead.id, Lead.email).where(Lead.id.in_(chunk)))
+        )
+
+    def address(delivery: Any) -> str | None:
+        return delivery.recipient or lead_emails.get(delivery.lead_id)
+
+    matches: dict[str, Any] = {}
+    for event in events:
+        candidates = [by_id.get(event.delivery_id), *by_message.get(event.message_id or "", [])]
+        # An event about another address must never change this delivery (a bounce would stop its sequence).
+        matches[event.key] = next(
+            (d for d in candidates if d is not None and same_address(address(d), event.email)), None
+        )
+    return matches
 
 
-def _apply(session: Session, event: dict[str, Any], kind: str, at: datetime, delivery: Any, reason: str | None) -> None:
-    if delivery is not None:
-        if kind == "processed":
-            if delivery.state in ("pending", "sending", "retrying", "unknown", "failed"):
-                delivery.state = "sent"
-            delivery.sent_at = delivery.sent_at or at
-        elif kind == "delivered":
-            if delivery.state not in ("bounced",):
-                delivery.state = "delivered"
-            delivery.sent_at = delivery.sent_at or at
-            delivery.delivered_at = delivery.delivered_at or at
-        elif kind == "open":
-            delivery.open_count = (delivery.open_count or 0) + 1
-            delivery.opened_at = delivery.opened_at or at
-        elif kind == "click":
-            delivery.click_count = (delivery.click_count or 0) + 1
-            delivery.clicked_at = delivery.clicked_at or at
-        elif kind == "bounce" and event.get("type") != "blocked":
-            delivery.state = "bounced"
-            delivery.bounced_at = delivery.bounced_at or at
-            delivery.error = f"bounce: {reason}" if reason else "bounce"
-        elif kind == "dropped":
-            if delivery.state not in ("delivered", "bounced"):
-                delivery.state = "failed"
-            delivery.error = f"dropped: {reason}" if reason else "dropped"
-        elif kind in ("unsubscribe", "group_unsubscribe", "spamreport"):
-            delivery.unsubscribed_at = delivery.unsubscribed_at or at
+def _is_blocked(event: Event) -> bool:
+    return str(event.data.get("type") or "").strip().lower() == "blocked"
 
-    # A "blocked" bounce is temporary (the receiving server said not now), so it does not suppress.
-    if kind in SUPPRESSING_EVENTS and not (kind == "bounce" and event.get("type") == "blocked"):
-        email = _text(event.get("email"), 320)
-        lead = None
-        if delivery is not None and delivery.lead_id is not None:
-            from leads.models import Lead
 
-            lead = session.get(Lead, delivery.lead_id)
-            # Trust the address SendGrid names; the lead is only a hint when they agree.
-            if lead is not None and email and (lead.email or "").lower() != email.lower():
-                lead = None
-        if email and "@" in email:
-            suppress(session, email, kind, "provider", detail=reason, lead=lead)
+def _apply(event: Event, delivery: Any) -> None:
+    kind, at, reason = event.kind, event.at, event.reason
+    if kind == "processed":
+        if delivery.state in ("pending", "sending", "retrying", "unknown", "failed"):
+            delivery.state = "sent"
+        delivery.sent_at = delivery.sent_at or at
+    elif kind == "delivered":
+        if delivery.state not in ("bounced",):
+            delivery.state = "delivered"
+        delivery.sent_at = delivery.sent_at or at
+        delivery.delivered_at = delivery.delivered_at or at
+    elif kind == "open":
+        delivery.open_count = (delivery.open_count or 0) + 1
+        delivery.opened_at = delivery.opened_at or at
+    elif kind == "click":
+        delivery.click_count = (delivery.click_count or 0) + 1
+        delivery.clicked_at = delivery.clicked_at or at
+    elif kind == "bounce" and not _is_blocked(event):
+        delivery.state = "bounced"
+        delivery.bounced_at = delivery.bounced_at or at
+        delivery.error = f"bounce: {reason}" if reason else "bounce"
+    elif kind == "dropped":
+        if delivery.state not in ("delivered", "bounced"):
+            delivery.state = "failed"
+        delivery.error = f"dropped: {reason}" if reason else "dropped"
+    elif kind in ("unsubscribe", "group_unsubscribe", "spamreport"):
+        delivery.unsubscribed_at = delivery.unsubscribed_at or at
+
+
+def _suppress(session: Session, event: Event, delivery: Any) -> None:
+    lead = None
+    if delivery is not None and delivery.lead_id is not None:
+        from leads.models import Lead
+
+        lead = session.get(Lead, delivery.lead_id)
+        # Trust the address SendGrid names; the lead is only a hint when they agree.
+        if lead is not None and not same_address(lead.email, event.email):
+            lead = None
+    suppress(session, event.email, event.kind, "provider", detail=event.reason, lead=lead)
+
+
+def _store_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the events not stored yet (one statement per chunk); returns the keys that were new.
+
+    ON CONFLICT DO NOTHING both finds replays (no lookup whose plan depends on table statistics) and lets
+    two deliveries of the same batch at once store each event exactly once.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as insert_new
+    else:
+        from sqlalchemy.dialects.sqlite import insert as insert_new
+    table = ProviderEvent.__table__
+    statement = insert_new(table).on_conflict_do_nothing(index_elements=["sg_event_id"]).returning(table.c.sg_event_id)
+    stored: set[str] = set()
+    for chunk in _chunks(rows):
+        stored.update(session.scalars(statement, chunk))
+    return stored
 
 
 def process(session: Session, events: list[dict[str, Any]]) -> dict[str, int]:
-    """Store and apply a batch in the caller's transaction; replays (same sg_event_id) are counted once."""
+    """Store and apply a batch in the caller's transaction, in bulk; a replayed event is counted once."""
     counts = {"stored": 0, "duplicate": 0, "ignored": 0}
-    seen: set[str] = set()
-    for event in events:
-        event_id = _text(event.get("sg_event_id"), 128)
-        kind = _text(event.get("event"), 32)
-        if not event_id or not kind:
+    fresh: dict[str, Event] = {}
+    for data in events:
+        event = read_event(data)
+        if event is None:
             counts["ignored"] += 1
-            continue
-        if event_id in seen or session.scalar(select(ProviderEvent.id).where(ProviderEvent.sg_event_id == event_id)):
+        elif event.key in fresh:
             counts["duplicate"] += 1
-            continue
-        seen.add(event_id)
-        at = _occurred(event.get("timestamp"))
-        email = _text(event.get("email"), 320)
-        reason = _scrub(_text(event.get("reason") or event.get("response") or event.get("status"), 2000), email)
-        delivery = _find_delivery(session, event)
-        session.add(
-            ProviderEvent(
-                sg_event_id=event_id,
-                event=kind,
-                delivery_id=delivery.id if delivery is not None else None,
-                occurred_at=at,
-                received_at=now(),
-                url=_clean_url(event.get("url")) if kind == "click" else None,
-                reason=reason,
-            )
-        )
-        _apply(session, event, kind, at, delivery, reason)
-        counts["stored"] += 1
+        else:
+            fresh[event.key] = event
+    deliveries = _find_deliveries(session, list(fresh.values()))
+    received = now()
+    stored = _store_new(
+        session,
+        [
+            {
+                "sg_event_id": event.key,
+                "event": event.kind,
+                "delivery_id": deliveries[event.key].id if deliveries[event.key] is not None else None,
+                "occurred_at": event.at,
+                "received_at": received,
+                "url": _clean_url(event.data.get("url")) if event.kind == "click" else None,
+                "reason": event.reason,
+            }
+            for event in fresh.values()
+        ],
+    )
+    batch = [event for event in fresh.values() if event.key in stored]
+    counts["stored"] = len(batch)
+    counts["duplicate"] += len(fresh) - len(batch)
+    for event in batch:
+        if deliveries[event.key] is not None:
+            _apply(event, deliveries[event.key])
+    # Every delivery written once, before the suppressions' queries would flush them again and again.
+    session.flush()
+    suppressed: set[tuple[str, str]] = set()
+    for event in batch:
+        # A "blocked" bounce is temporary (the receiving server said not now), so it does not suppress.
+        if event.kind in SUPPRESSING_EVENTS and not (event.kind == "bounce" and _is_blocked(event)):
+            once = ((event.email or "").strip().lower(), event.kind)
+            if event.email and "@" in event.email and once not in suppressed:
+                suppressed.add(once)
+                _suppress(session, event, deliveries[event.key])
     session.flush()
     return counts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 from sqlalchemy import select
 
 from admin.blueprint import admin_required, bp
@@ -47,6 +47,7 @@ def user_toggle(user_id: int) -> Response:
             flash("You cannot deactivate your own account.", "error")
             return redirect(url_for("admin.users"))
         user.active = not user.active
+        user.end_sessions()  # reactivating must not bring back the sessions of before
         flash(f"{user.email} {'reactivated' if user.active else 'deactivated'}.", "success")
     return redirect(url_for("admin.users"))
 
@@ -54,14 +55,18 @@ def user_toggle(user_id: int) -> Response:
 @bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])
 @admin_required
 def user_password(user_id: int) -> str | tuple[str, int] | Response:
-    """Set a new password for an account."""
+    """Set a new password for an account, ending its sessions everywhere."""
     user = db.session.get(User, user_id)
     if user is None:
         abort(404)
     form = PasswordForm()
     if form.validate_on_submit():
         with db.write_transaction() as s:
-            set_password(s.get(User, user_id), form.password.data or "")
-        flash(f"Password of {user.email} changed.", "success")
+            changed = s.get(User, user_id)
+            set_password(changed, form.password.data or "")
+        if changed.id == current_user.id:
+            # The new password signed everyone out, this browser included; keep the one that changed it.
+            login_user(changed)
+        flash(f"Password of {user.email} changed; every session of that account has ended.", "success")
         return redirect(url_for("admin.users"))
     return render_template("admin/user_password.html", user=user, form=form), 400 if form.is_submitted() else 200

@@ -114,10 +114,10 @@ def login(client: FlaskClient, app: Flask, email_address: str = "staff@clinic.ex
         user = User(email=email_address, password_hash="not-a-real-hash", role="marketer", active=True)
         db.session.add(user)
         db.session.commit()
-        user_id = user.id
+        session_id = user.get_id()
     with app.test_request_context(environ_base=client.environ_base):
         identifier = _create_identifier()  # "strong" session protection ties the session to address and browser
     with client.session_transaction() as sess:
-        sess["_user_id"] = str(user_id)
+        sess["_user_id"] = session_id
         sess["_fresh"] = True
         sess["_id"] = identifier

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event as event_module
+from sqlalchemy import func, insert, select
 
 from core.db import db
 from leads.models import Lead
@@ -17,6 +18,7 @@ from mailer.models import ProviderEvent, Suppression
 from mailer.suppression import is_suppressed
 from nurture.dispatch import tick
 from nurture.models import Delivery, Enrollment
+from tests.support.database import fresh_app
 
 URL = "/webhooks/sendgrid"
 
@@ -216,3 +218,242 @@ def test_fuzzed_unsigned_requests_are_refused_without_a_500(sendgrid_app, body, 
     headers = {"X-Twilio-Email-Event-Webhook-Signature": signature, "X-Twilio-Email-Event-Webhook-Timestamp": stamp}
     headers = {k: v for k, v in headers.items() if v.isprintable() and "\n" not in v and "\r" not in v}
     assert client.post(URL, data=body, headers=headers).status_code == 403
+
+
+# SendGrid's own Signed Event Webhook test vector (sendgrid-python, test/unit/test_eventwebhook.py): a dropped
+# event for hello@world.com, signed at 1600112502 with the key below.
+SENDGRID_VECTOR_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3G"
+    "Rqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
+)
+SENDGRID_VECTOR_SIGNATURE = (
+    "MEUCIGHQVtGj+Y3LkG9fLcxf3qfI10QysgDWmMOVmxG0u6ZUAiEAyBiXDWzM+uOe5W0JuG+luQAbPIqHh89M15TluLtEZtM="
+)
+SENDGRID_VECTOR_TIMESTAMP = "1600112502"
+SENDGRID_VECTOR_PAYLOAD = (
+    json.dumps(
+        [
+            {
+                "email": "hello@world.com",
+                "event": "dropped",
+                "reason": "Bounced Address",
+                "sg_event_id": "ZHJvcC0xMDk5NDkxOS1MUnpYbF9OSFN0T0doUTRrb2ZTbV9BLTA",
+                "sg_message_id": "LRzXl_NHStOGhQ4kofSm_A.filterdrecv-p3mdw1-756b745b58-kmzbl-18-5F5FC76C-9.0",
+                "smtp-id": "<LRzXl_NHStOGhQ4kofSm_A@ismtpd0039p1iad1.sendgrid.net>",
+                "timestamp": 1600112492,
+            }
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    + "\r\n"
+).encode()
+SENDGRID_VECTOR_HEADERS = {
+    "Content-Type": "application/json",
+    "X-Twilio-Email-Event-Webhook-Signature": SENDGRID_VECTOR_SIGNATURE,
+    "X-Twilio-Email-Event-Webhook-Timestamp": SENDGRID_VECTOR_TIMESTAMP,
+}
+
+
+@pytest.fixture
+def vector_app(make_config, fake_sendgrid):
+    """The app sending through the fake SendGrid but verifying events with SendGrid's test-vector key."""
+    yield from fresh_app(
+        make_config(
+            MAIL_BACKEND="sendgrid",
+            SENDGRID_API_HOST=fake_sendgrid.url,
+            SENDGRID_API_KEY=fake_sendgrid.api_key,
+            SENDGRID_WEBHOOK_PUBLIC_KEY=SENDGRID_VECTOR_KEY,
+            SENDGRID_TIMEOUT=2.0,
+        )
+    )
+
+
+def test_sendgrids_own_test_vector_is_accepted_and_a_drop_for_another_address_leaves_our_delivery(vector_app, clock):
+    """SendGrid's signed drop names our message id but another address: it suppresses that address only."""
+    client = vector_app.test_client(use_cookies=False)
+    with vector_app.app_context():
+        delivery = sent_delivery()
+        with db.write_transaction() as session:
+            session.get(Delivery, delivery.id).provider_message_id = "LRzXl_NHStOGhQ4kofSm_A"
+        clock.set(datetime.fromtimestamp(int(SENDGRID_VECTOR_TIMESTAMP) + 5, UTC))
+        response = client.post(URL, data=SENDGRID_VECTOR_PAYLOAD, headers=SENDGRID_VECTOR_HEADERS)
+        assert response.status_code == 200
+        assert response.get_json()["stored"] == 1
+        db.session.expire_all()
+        ours = db.session.get(Delivery, delivery.id)
+        assert ours.state == "sent"
+        assert ours.error is None
+        assert is_suppressed(db.session, "hello@world.com")
+        assert not is_suppressed(db.session, "kim@example.com")
+        assert db.session.scalars(select(ProviderEvent)).one().delivery_id is None
+
+
+def test_a_bounce_naming_our_delivery_for_another_address_does_not_bounce_it(sendgrid_app, fake_sendgrid, clock):
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        bounce = event(delivery, "bounce", "b-other", clock, email="someone.else@example.org", type="bounce")
+        assert post(client, fake_sendgrid, [bounce], clock).status_code == 200
+        db.session.expire_all()
+        assert db.session.get(Delivery, delivery.id).state == "sent"
+        enrollment = db.session.scalars(select(Enrollment).where(Enrollment.lead_id == delivery.lead_id)).one()
+        assert enrollment.state == "active"
+        assert is_suppressed(db.session, "someone.else@example.org")
+        assert not is_suppressed(db.session, "kim@example.com")
+        # The same event with the right address, in other letter case, does bounce it.
+        right = event(delivery, "bounce", "b-ours", clock, email="Kim@Example.COM", type="bounce")
+        assert post(client, fake_sendgrid, [right], clock).status_code == 200
+        db.session.expire_all()
+        assert db.session.get(Delivery, delivery.id).state == "bounced"
+
+
+def test_events_without_an_sg_event_id_are_applied_once(sendgrid_app, fake_sendgrid, clock):
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        opened = event(delivery, "open", "unused", clock)
+        del opened["sg_event_id"]
+        dropped = event(delivery, "dropped", "unused", clock, reason="Bounced Address")
+        del dropped["sg_event_id"]
+        first = post(client, fake_sendgrid, [opened, dropped, opened], clock)
+        assert first.get_json() == {"ok": True, "stored": 2, "duplicate": 1, "ignored": 0}
+        clock.advance(seconds=30)
+        replay = post(client, fake_sendgrid, [opened, dropped], clock)
+        assert replay.get_json() == {"ok": True, "stored": 0, "duplicate": 2, "ignored": 0}
+        db.session.expire_all()
+        stored = db.session.get(Delivery, delivery.id)
+        assert stored.open_count == 1
+        assert stored.state == "failed"
+        assert is_suppressed(db.session, "kim@example.com")
+        assert db.session.scalar(select(func.count()).select_from(ProviderEvent)) == 2
+
+
+def test_event_names_are_matched_in_any_letter_case(sendgrid_app, fake_sendgrid, clock):
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        events = [event(delivery, "Delivered", "c1", clock), event(delivery, "OPEN", "c2", clock)]
+        assert post(client, fake_sendgrid, events, clock).status_code == 200
+        db.session.expire_all()
+        stored = db.session.get(Delivery, delivery.id)
+        assert (stored.state, stored.open_count) == ("delivered", 1)
+        spam = event(delivery, "SpamReport", "c3", clock)
+        assert post(client, fake_sendgrid, [spam], clock).status_code == 200
+        assert db.session.scalars(select(Suppression)).one().reason == "spamreport"
+
+
+def _seed_sent(count: int, moment) -> list[int]:
+    """`count` leads with one sent email each (provider message id `m<id>`), written in bulk."""
+    with db.write_transaction() as session:
+        session.execute(
+            insert(Lead),
+            [{"id": n, "email": f"reader{n}@example.com", "first_name": "R"} for n in range(1, count + 1)],
+        )
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    "id": n,
+                    "dedupe_key": f"seed:{n}",
+                    "lead_id": n,
+                    "state": "sent",
+                    "provider_message_id": f"m{n}",
+                    "sent_at": moment,
+                }
+                for n in range(1, count + 1)
+            ],
+        )
+    return list(range(1, count + 1))
+
+
+def test_a_batch_of_ten_thousand_events_is_stored_in_bulk_and_each_applied_once(sendgrid_app, fake_sendgrid, clock):
+    """10,000 signed events: answered 200, every event stored and applied once, with a bounded number of queries.
+
+    The number of statements, not the time, is asserted: one round trip per event is what made a 40,000-event
+    batch outlast gunicorn's 30 s (bench/webhook.py measures the time).
+    """
+    client = sendgrid_app.test_client(use_cookies=False)
+    kinds = ["processed", "delivered", "open", "click", "open"]
+    with sendgrid_app.app_context():
+        ids = _seed_sent(200, clock.now())
+        events = [
+            {
+                "email": f"reader{ids[n % 200]}@example.com",
+                "timestamp": int(clock.now().timestamp()),
+                "smtp-id": f"<m{ids[n % 200]}@ismtpd-555>",
+                "event": kinds[n // 200 % len(kinds)],
+                "category": "stem-cell-therapy",
+                "sg_event_id": f"bulk-{n}",
+                "sg_message_id": f"m{ids[n % 200]}.filter0001.16648.5515E0B88.0",
+                "delivery_id": str(ids[n % 200]),
+            }
+            for n in range(10_000)
+        ]
+        statements = []
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event_module.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            response = post(client, fake_sendgrid, events, clock)
+        finally:
+            event_module.remove(db.engine, "before_cursor_execute", listen)
+        assert response.status_code == 200
+        assert response.get_json()["stored"] == 10_000
+        assert len(statements) < 200, f"{len(statements)} statements for 10,000 events"
+        db.session.expire_all()
+        opens, clicks = db.session.execute(select(func.sum(Delivery.open_count), func.sum(Delivery.click_count))).one()
+        assert (opens, clicks) == (4_000, 2_000)
+        states = set(db.session.scalars(select(Delivery.state)))
+        assert states == {"delivered"}
+        replay = post(client, fake_sendgrid, events, clock)
+        assert replay.get_json()["duplicate"] == 10_000
+        db.session.expire_all()
+        assert db.session.scalar(select(func.count()).select_from(ProviderEvent)) == 10_000
+        assert db.session.scalar(select(func.sum(Delivery.open_count))) == 4_000
+
+
+def test_sendgrids_batches_refused_as_stale_show_on_healthz_and_the_dashboard(vector_app, clock):
+    """SendGrid's own signed batch from 2020 against a clock in 2026: refused, and said so where operators look."""
+    from admin.users import create_user
+    from tests.admin.conftest import login
+
+    client = vector_app.test_client(use_cookies=False)
+    with vector_app.app_context():
+        assert client.get("/healthz").get_json()["sendgrid_webhook"] == {"ok": True}
+        for _ in range(2):
+            response = client.post(URL, data=SENDGRID_VECTOR_PAYLOAD, headers=SENDGRID_VECTOR_HEADERS)
+            assert response.status_code == 403
+        assert db.session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        entry = health.get_json()["sendgrid_webhook"]
+        assert entry["ok"] is False
+        assert entry["refused_batches"] == 2
+        skew = int(clock.now().timestamp()) - int(SENDGRID_VECTOR_TIMESTAMP)
+        assert entry["clock_skew_seconds"] == skew
+        assert f"arrive {skew // 86400:,} days older than this server's clock allows" in entry["note"]
+        with db.write_transaction() as session:
+            create_user(session, "ops@nexgenesis.example", "a long enough password", "admin")
+    browser = vector_app.test_client()
+    assert login(browser, "ops@nexgenesis.example", "a long enough password").status_code == 302
+    page = browser.get("/admin/").get_data(as_text=True)
+    assert "SendGrid&#39;s events are being refused (2 batches so far)" in page
+    assert "Check the server&#39;s clock (NTP)" in page
+
+
+def test_an_accepted_batch_clears_the_stale_alarm_and_unsigned_requests_never_raise_it(
+    sendgrid_app, fake_sendgrid, clock
+):
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        body, headers = fake_sendgrid.sign([event(delivery, "open", "s1", clock)], clock.now() - timedelta(minutes=11))
+        forged = {**headers, "X-Twilio-Email-Event-Webhook-Signature": "bm90IGEgc2lnbmF0dXJl"}
+        assert client.post(URL, data=body, headers=forged).status_code == 403
+        assert client.get("/healthz").get_json()["sendgrid_webhook"]["ok"] is True
+        assert client.post(URL, data=body, headers=headers).status_code == 403
+        entry = client.get("/healthz").get_json()["sendgrid_webhook"]
+        assert entry["clock_skew_seconds"] == 660
+        assert "arrive 11 minutes older" in entry["note"]
+        assert post(client, fake_sendgrid, [event(delivery, "open", "s2", clock)], clock).status_code == 200
+        assert client.get("/healthz").get_json()["sendgrid_webhook"] == {"ok": True}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app import create_app
 from config import Config
 from tests.security.session_helpers import EMAIL, PASSWORD, login, make_user
 from tests.security.webform import post_form
+from tests.support.database import fresh_app
 
 HTTPS_SITE = "https://clinic.example"
 
@@ -102,12 +105,55 @@ def test_login_attempts_are_rate_limited_per_ip(app, client):
     assert client.get("/admin/", environ_base={"REMOTE_ADDR": "203.0.113.7"}).status_code in (302, 303)
 
 
-def test_login_attempts_are_rate_limited_per_account_across_ips(app):
-    ips = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+def _sign_in(client, ip: str, password: str = PASSWORD) -> int:
+    page = client.get("/admin/login", environ_base={"REMOTE_ADDR": ip})
+    token = post_form(page.get_data(as_text=True)).hidden()["csrf_token"]
+    return client.post(
+        "/admin/login",
+        data={"csrf_token": token, "email": EMAIL, "password": password},
+        environ_base={"REMOTE_ADDR": ip},
+    ).status_code
+
+
+def test_failures_from_other_ips_do_not_lock_the_staff_member_out(app):
+    """Ten wrong passwords for a staff address from other IPs: the real user still signs in from a fresh one."""
     make_user(app)
-    limit = _limit(app)
     statuses: list[int] = []
-    for n in range(limit):
-        statuses += _failed_logins(app.test_client(), 1, ip=ips[n % len(ips)])
-    assert statuses == [401] * limit, statuses
-    assert _failed_logins(app.test_client(), 1, ip="192.0.2.99") == [429], "one account guessed from many IPs"
+    for n in range(10):
+        statuses += _failed_logins(app.test_client(), 1, ip=f"198.51.100.{n + 1}")
+    assert statuses == [401] * 10, statuses
+    assert _sign_in(app.test_client(), "192.0.2.44") == 302
+
+
+@pytest.fixture
+def six_per_account(make_config):
+    """The app with a per-account limit of 6 failed sign-ins an hour from unknown browsers."""
+    yield from fresh_app(make_config(LOGIN_ACCOUNT_RATE_LIMIT="6/hour"))
+
+
+def test_guessing_one_account_from_many_ips_is_limited_but_its_owners_browser_signs_in(six_per_account):
+    """Past the per-account limit new browsers wait (right password or not); the owner's known browser does not."""
+    app = six_per_account
+    make_user(app)
+    own_browser = app.test_client()
+    assert _sign_in(own_browser, "192.0.2.10") == 302
+    own_browser.delete_cookie("session")  # signed out; the browser is still known
+    statuses: list[int] = []
+    for n in range(6):
+        statuses += _failed_logins(app.test_client(), 1, ip=f"198.51.100.{n + 1}")
+    assert statuses == [401] * 6, statuses
+    assert _failed_logins(app.test_client(), 1, ip="198.51.100.99") == [429], "distributed guessing is limited"
+    assert _sign_in(app.test_client(), "198.51.100.98") == 429, "a guesser must not learn it found the password"
+    # The owner's browser, even from a new network, is not blocked by the others' failures.
+    assert _sign_in(own_browser, "203.0.113.200") == 302
+
+
+def test_a_known_browser_still_has_its_own_failure_limit(app):
+    make_user(app)
+    browser = app.test_client()
+    assert _sign_in(browser, "192.0.2.10") == 302
+    browser.delete_cookie("session")
+    limit = _limit(app)
+    ips = [f"203.0.113.{n}" for n in range(1, limit + 2)]  # a new IP each time: only the browser's own count holds
+    statuses = [_sign_in(browser, ip, password=f"wrong guess {n}") for n, ip in enumerate(ips)]
+    assert statuses == [401] * limit + [429], statuses

@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 
 from leads.models import INTERESTS
 from nurture import dispatch
-from nurture.definitions import load_campaigns, registry
+from nurture.definitions import campaign_warnings, load_campaigns, registry
 from nurture.schedule import timeline, zone
 
 log = logging.getLogger(__name__)
@@ -28,12 +28,13 @@ def validate_command(directory: Path | None) -> None:
     """Check every campaign under DIRECTORY (default: CAMPAIGNS_DIR); one line per problem."""
     root = directory or Path(current_app.config["CAMPAIGNS_DIR"])
     campaigns, problems = load_campaigns(root, current_app.config.get("BLOG_DIR"))
-    for problem in problems:
-        click.echo(problem)
+    warnings = [line for campaign in campaigns.values() for line in campaign_warnings(campaign)]
+    for line in [*problems, *warnings]:
+        click.echo(line)
     if problems:
         click.echo(f"{len(problems)} problem(s) found", err=True)
         sys.exit(1)
-    click.echo(f"{len(campaigns)} campaigns OK")
+    click.echo(f"{len(campaigns)} campaigns OK" + (f" ({len(warnings)} warning(s) above)" if warnings else ""))
 
 
 def _parse_signup(value: str, tz_name: str) -> datetime:

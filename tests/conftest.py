@@ -43,7 +43,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if SKIP_REASONS:
         total = sum(SKIP_REASONS.values())
-        reasons = "; ".join(f"{n} × {reason}" for reason, n in SKIP_REASONS.most_common())
+        reasons = "; ".join(f"{n} x {reason}" for reason, n in SKIP_REASONS.most_common())
         skipped = f"skipped {total} test(s): {reasons}"
     else:
         skipped = "skipped: nothing"

@@ -85,7 +85,7 @@ def test_a_name_cannot_inject_links_or_html(app):
 
 def test_marketing_email_needs_the_postal_address_a_setting_not_a_content_error(app):
     app.config["CLINIC_POSTAL_ADDRESS"] = ""
-    with app.app_context(), pytest.raises(SettingError, match="^CLINIC_POSTAL_ADDRESS: is not set") as caught:
+    with app.app_context(), pytest.raises(SettingError, match=r"^CLINIC_POSTAL_ADDRESS: is not set") as caught:
         build(make_lead())
     # Not a ComposeError: a setting pauses sending instead of failing the delivery.
     assert not isinstance(caught.value, ComposeError)

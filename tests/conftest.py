@@ -43,11 +43,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if SKIP_REASONS:
         total = sum(SKIP_REASONS.values())
-        reasons = "; ".join(f"{n} x {reason}" for reason, n in SKIP_REASONS.most_common())
+        reasons = " | ".join(f"{n} x {reason}" for reason, n in SKIP_REASONS.most_common())
         skipped = f"skipped {total} test(s): {reasons}"
     else:
         skipped = "skipped: nothing"
-    reporter.write_line(f"{skipped}. {pass_note()}.")
+    reporter.write_line(f"{skipped} | {pass_note()}")
 
 
 def _create_pg_database(base_url: str) -> tuple[str, str]:

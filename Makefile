@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 export FLASK_APP := app:create_app
 # Demo speed: 1440 plays a day of the sequence in a minute. Production leaves it at 1.
 RUN_TIME_SCALE ?= 1440
+# Every marketing email shows the clinic's postal address (the worker refuses to start without one). The demo
+# uses this made-up one unless CLINIC_POSTAL_ADDRESS is set; production never uses `make run` and sets the real one.
+DEMO_POSTAL_ADDRESS := DEMO ONLY, not a real address: NexGenEsis Healthcare, 1 Example Street, Springfield, ZZ 00000
 
-.PHONY: run test lint install dev-install bench bench-nurture bench-admin migrations-reset clean
+.PHONY: run run-env test node-tools lint install dev-install bench bench-nurture bench-admin migrations-reset clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +27,36 @@ install: $(VENV)/.installed
 
 dev-install: $(VENV)/.dev-installed
 
-run: install
-	$(BIN)/flask db upgrade
-	$(BIN)/flask campaigns validate
-	$(BIN)/flask demo setup
-	NURTURE_TIME_SCALE=$(RUN_TIME_SCALE) $(BIN)/honcho start -f Procfile
+# What `make run` adds to the environment (`make -s run-env` prints it; a test starts the app with exactly this).
+run run-env: export NURTURE_TIME_SCALE = $(RUN_TIME_SCALE)
+run run-env: export CLINIC_POSTAL_ADDRESS ?= $(DEMO_POSTAL_ADDRESS)
 
-test: dev-install
+# Campaign files are checked first: a broken one stops here with one line per problem.
+run: install
+	@$(BIN)/flask campaigns validate
+	@LOG_LEVEL=WARNING $(BIN)/flask db upgrade
+	@$(BIN)/flask demo setup
+	$(BIN)/honcho start -f Procfile
+
+run-env:
+	@printf '%s\n' "NURTURE_TIME_SCALE=$$NURTURE_TIME_SCALE" "CLINIC_POSTAL_ADDRESS=$$CLINIC_POSTAL_ADDRESS"
+
+# The whole suite: the npm tools of the browser checks are installed when npm exists, and the PostgreSQL pass
+# runs when TEST_DATABASE_URL is set or the README's server answers. The last line says what was skipped and why.
+test: dev-install node-tools
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	@url="$${TEST_DATABASE_URL:-$$($(BIN)/python -m tests.support.postgres)}"; \
+	if [ -n "$$url" ]; then echo "PostgreSQL pass: $$url"; fi; \
+	TEST_DATABASE_URL="$$url" $(BIN)/pytest
+
+# axe-core and the Nu HTML Checker for the accessibility and HTML tests (tests/node).
+node-tools:
+	@if [ -d tests/node/node_modules/axe-core ] && [ -d tests/node/node_modules/vnu-jar ]; then :; \
+	elif ! command -v npm >/dev/null; then echo "npm not found: the accessibility and HTML-checker tests will skip"; \
+	else echo "installing the npm test tools in tests/node"; \
+	  (cd tests/node && { npm ci --no-audit --no-fund --loglevel=error \
+	    || npm install --no-save --no-audit --no-fund --loglevel=error; }) \
+	  || echo "npm could not install the test tools: the accessibility and HTML-checker tests will skip"; fi
 
 lint: dev-install
 	$(BIN)/ruff check .

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -80,14 +82,55 @@ def demo_setup_command() -> None:
 
     with db.write_transaction() as s:
         created = demo_setup(s)
+        query = select(User.email).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
+        admins = list(s.scalars(query))
+    for line in demo_banner(created, admins):
+        click.echo(line)
+
+
+def demo_banner(created: tuple[str, str] | None, admins: list[str]) -> list[str]:
+    """What `make run` prints before the servers' logs start: how to sign in, where to sign up, where mail goes."""
+    from mailer.health import setting_problems
+    from nurture.definitions import registry
+
+    config = current_app.config
+    site = config["SITE_URL"]
+    rule = "=" * 78
+    lines = ["", rule, f"  The site:       {site}/"]
+    for number, slug in enumerate(sorted(c.slug for c in registry().active())):
+        lines.append(f"  {'Sign up on:' if number == 0 else '':<16}{site}/{slug}")
+    lines.append(f"  Admin sign-in:  {site}/admin/login")
     if created:
         email, password = created
-        click.echo("Created the first admin user. This password is shown only now:")
-        click.echo(f"  email:    {email}")
-        click.echo(f"  password: {password}")
-        click.echo("Sign in at /admin/login; add colleagues with `flask users create EMAIL`.")
+        lines += [
+            f"      email:      {email}",
+            f"      password:   {password}",
+            "  >>> Copy the password now: it is shown only this once. <<<",
+        ]
     else:
-        click.echo("users exist already; campaign switches checked")
+        lines += [
+            f"      as:         {', '.join(admins[:3]) or '(no active admin)'}",
+            "  Forgot the password? Set a new one with:",
+            f"      FLASK_APP=app:create_app .venv/bin/flask users set-password {admins[0] if admins else 'EMAIL'}",
+        ]
+    backend = (config.get("MAIL_BACKEND") or "outbox").lower()
+    if backend == "outbox":
+        lines.append(f"  Emails go to:   {_shown(config['OUTBOX_DIR'])}/ (also at {site}/admin/outbox)")
+    else:
+        lines.append(f"  Emails go to:   MAIL_BACKEND={backend}")
+    address = (config.get("CLINIC_POSTAL_ADDRESS") or "").strip()
+    lines.append(f"  Postal address in every email footer: {address or '(not set)'}")
+    lines += [f"  !! {problem}: the nurture worker will refuse to start" for problem in setting_problems(config)]
+    lines += [rule, ""]
+    return lines
+
+
+def _shown(path: str) -> str:
+    """A folder relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 @demo_cli.command("seed")

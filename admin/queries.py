@@ -437,6 +437,21 @@ def provider_pause(session: Session) -> dict[str, Any] | None:
     return {"reason": legacy.value} if legacy is not None and legacy.value else None
 
 
+def failed_detail(failed_by: Mapping[str | None, int]) -> str:
+    """Why deliveries failed, by who produced the error: "the provider refused" only when a provider answered."""
+    parts = []
+    if failed_by.get("content"):
+        parts.append(f"{failed_by['content']} could not be built (a campaign file or template: fix it)")
+    if failed_by.get("provider"):
+        parts.append(f"{failed_by['provider']} refused by the provider")
+    if failed_by.get("transport"):
+        parts.append(f"{failed_by['transport']} never reached the provider")
+    other = sum(n for source, n in failed_by.items() if source not in ("content", "provider", "transport"))
+    if other:
+        parts.append(f"{other} for another reason")
+    return "; ".join(parts).capitalize() + ". Each reason is on the deliveries screen; fix it, then queue them again."
+
+
 def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str, str]]:
     """Problems an operator should act on: provider paused, webhook refusing stale events, failed or unknown
     deliveries, a stalled worker."""
@@ -444,7 +459,17 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
 
     out: list[dict[str, str]] = []
     pause = provider_pause(session)
-    if pause is not None:
+    if pause is not None and pause.get("setting"):
+        out.append(
+            {
+                "level": "error",
+                "title": f"Sending is paused: the setting {pause['setting']} is missing or wrong",
+                "detail": f"{pause.get('reason')}. Nothing was marked failed: every email waits. Set it for the "
+                "nurture worker, restart the worker, then resume sending.",
+                "action": "admin.provider_resume",
+            }
+        )
+    elif pause is not None:
         out.append(
             {
                 "level": "error",
@@ -464,13 +489,17 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
                 "detail": stale_note(stale),
             }
         )
-    bad = dict(
-        session.execute(
-            select(Delivery.state, func.count())
-            .where(Delivery.state.in_(("failed", "unknown")), Delivery.updated_at >= start)
-            .group_by(Delivery.state)
-        ).all()
+    bad: dict[str, int] = {}
+    failed_by: dict[str | None, int] = {}
+    rows = session.execute(
+        select(Delivery.state, Delivery.error_source, func.count())
+        .where(Delivery.state.in_(("failed", "unknown")), Delivery.updated_at >= start)
+        .group_by(Delivery.state, Delivery.error_source)
     )
+    for state, source, count in rows:
+        bad[state] = bad.get(state, 0) + int(count)
+        if state == "failed":
+            failed_by[source] = failed_by.get(source, 0) + int(count)
     if bad.get("unknown"):
         out.append(
             {
@@ -486,9 +515,11 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
             {
                 "level": "warning",
                 "title": f"{bad['failed']} deliveries failed in this period",
-                "detail": "The provider refused them; its message is on the deliveries screen.",
+                "detail": failed_detail(failed_by),
                 "link": "admin.deliveries",
                 "state": "failed",
+                # The period's failures, so "queue all shown again" applies to exactly these.
+                "date_from": start.astimezone(ZoneInfo(current_app.config["CLINIC_TIMEZONE"])).date().isoformat(),
             }
         )
     tick = float(current_app.config.get("NURTURE_TICK_SECONDS", 5.0))
@@ -515,28 +546,52 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
 # ---- Campaigns -------------------------------------------------------------------------------
 
 
-def step_stats(session: Session, slug: str) -> dict[str, dict[str, int]]:
-    """Per step id: sent, delivered, opened, clicked, unsubscribed, bounced (nurture deliveries only)."""
+STEP_FIGURES = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "failed", "skipped", "unknown")
 
-    def n(col: Any) -> Any:
-        return func.sum(case((col.is_not(None), 1), else_=0))
+
+def step_stats(session: Session, slug: str) -> dict[str, dict[str, int]]:
+    """Per step id: sent, delivered, opened, clicked, unsubscribed, bounced, failed, skipped, unknown, waiting.
+
+    Nurture deliveries only. `waiting` counts the leads this step is next for now: active enrollments scheduled
+    for it, plus its deliveries queued or retrying.
+    """
+    from nurture.definitions import registry
+
+    def n(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
 
     rows = session.execute(
         select(
             Delivery.step_id,
-            n(Delivery.sent_at),
-            n(Delivery.delivered_at),
-            n(Delivery.opened_at),
-            n(Delivery.clicked_at),
-            n(Delivery.unsubscribed_at),
-            n(Delivery.bounced_at),
-            func.sum(case((Delivery.state.in_(("failed", "unknown")), 1), else_=0)),
+            n(Delivery.sent_at.is_not(None)),
+            n(Delivery.delivered_at.is_not(None)),
+            n(Delivery.opened_at.is_not(None)),
+            n(Delivery.clicked_at.is_not(None)),
+            n(Delivery.unsubscribed_at.is_not(None)),
+            n(Delivery.bounced_at.is_not(None)),
+            n(Delivery.state == "failed"),
+            n(Delivery.state == "skipped"),
+            n(Delivery.state == "unknown"),
+            n(Delivery.state.in_(("pending", "retrying", "sending"))),
         )
         .where(Delivery.campaign_slug == slug, Delivery.kind == "nurture")
         .group_by(Delivery.step_id)
     )
-    keys = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "problems")
-    return {step: {k: int(v or 0) for k, v in zip(keys, values, strict=True)} for step, *values in rows}
+    out: dict[str, dict[str, int]] = {}
+    for step, *values in rows:
+        figures = dict(zip((*STEP_FIGURES, "waiting"), (int(v or 0) for v in values), strict=True))
+        out[step] = figures
+    campaign = registry().get(slug)
+    scheduled = session.execute(
+        select(Enrollment.next_step, func.count())
+        .where(Enrollment.campaign_slug == slug, Enrollment.state == "active", Enrollment.next_send_at.is_not(None))
+        .group_by(Enrollment.next_step)
+    )
+    for index, count in scheduled:
+        if campaign is not None and 0 <= index < len(campaign.steps):
+            figures = out.setdefault(campaign.steps[index].id, dict.fromkeys((*STEP_FIGURES, "waiting"), 0))
+            figures["waiting"] += int(count)
+    return out
 
 
 def enrollment_counts(session: Session) -> dict[str, dict[str, int]]:

@@ -10,14 +10,22 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from admin.models import User
 from core.clock import now
 from leads.models import Consent, Lead, Note, StatusChange, Submission
 from mailer.models import ProviderEvent, Suppression, email_hash
-from nurture.models import CampaignState, Delivery, Enrollment
+from nurture.models import CampaignState, Delivery, DeliveryAction, Enrollment
+
+# Only these can be queued again: a provider never accepted them (failed) or nobody knows (unknown). Never sent ones.
+REQUEUE_STATES = ("failed", "unknown")
+# How the lead's page and the docs state the rule the worker applies (nurture.dispatch).
+SEQUENCE_RULE = (
+    "When an email of a sequence fails, the later ones wait: nothing more is sent to the lead until the failed "
+    "email is queued again (Deliveries) and sent; the next email then follows after its usual delay."
+)
 
 
 @dataclass
@@ -84,17 +92,26 @@ def timeline(session: Session, lead: Lead) -> list[TimelineEntry]:
         stmt = select(ProviderEvent).where(ProviderEvent.delivery_id.in_([d.id for d in deliveries]))
         for ev in session.scalars(stmt):
             events.setdefault(ev.delivery_id, []).append(ev)
+    actions: dict[int, list[DeliveryAction]] = {}
+    if deliveries:
+        stmt = select(DeliveryAction).where(DeliveryAction.delivery_id.in_([d.id for d in deliveries]))
+        for action in session.scalars(stmt):
+            actions.setdefault(action.delivery_id, []).append(action)
     for d in deliveries:
         label = f"{d.campaign_slug} / {d.step_id}" if d.step_id else d.kind
         details = [f"State {d.state}", f"Attempts {d.attempts}"]
         if d.error:
-            details.append(f"Provider said: {d.error}")
+            details.append(error_text(d))
         if d.provider_message_id:
             details.append(f"Message id {d.provider_message_id}")
         entries.append(TimelineEntry(d.sent_at or d.created_at, "delivery", f"Email {d.kind}: {label}", details))
         for ev in events.get(d.id, []):
             extra = [x for x in (ev.reason, ev.url) if x]
             entries.append(TimelineEntry(ev.occurred_at, "event", f"Provider: {ev.event} ({label})", extra))
+        for action in actions.get(d.id, []):
+            verb = "queued again" if action.action == "requeued" else "marked as sent"
+            title = f"Email {verb} by {action.actor} ({label})"
+            entries.append(TimelineEntry(action.created_at, "action", title, [f"It was {action.previous_state}"]))
     for sc in session.scalars(select(StatusChange).where(StatusChange.lead_id == lead.id)):
         who = users.get(sc.user_id, sc.source) if sc.user_id else sc.source
         entries.append(
@@ -159,22 +176,72 @@ def mark_contacted(session: Session, lead: Lead, user: User) -> None:
         lead.contacted_by_id = user.id
 
 
-def resolve_unknown(session: Session, delivery: Delivery, action: str, user: User) -> None:
-    """Settle an unknown delivery: 'sent' (the provider has it) or 'requeue' (send again; may duplicate)."""
+def error_text(delivery: Delivery) -> str:
+    """A delivery's error with who produced it: "the provider" only when a provider answered."""
+    error = delivery.error or ""
+    if delivery.state == "pending":
+        return f"Queued again; the last attempt ended: {error}"
+    if delivery.state == "retrying":
+        return f"Will try again: {error}"
+    if delivery.error_source == "content":
+        return f"Not sent, the email could not be built: {error}"
+    if delivery.error_source == "provider":
+        return f"The provider answered: {error}"
+    if delivery.error_source == "transport":
+        return f"No answer from the provider: {error}"
+    return f"Reason: {error}"
+
+
+def requeue(session: Session, user: User, *where: ColumnElement[bool], states: tuple[str, ...] = ("failed",)) -> int:
+    """Queue the deliveries matching `where` again, if failed (or unknown, when asked); returns how many.
+
+    The state is checked by the UPDATE itself, so a delivery that was sent can never be queued again, even by a
+    stale page or a concurrent change. Who did it is recorded for the lead's timeline.
+    """
     moment = now()
-    note = f"{action} by {user.email} at {moment:%Y-%m-%d %H:%M} UTC"
-    if action == "sent":
-        delivery.state = "sent"
-        delivery.sent_at = delivery.sent_at or moment
-    elif action == "requeue":
-        delivery.state = "pending"
-        delivery.due_at = moment
-        delivery.lease_owner = None
-        delivery.lease_until = None
-    else:
-        raise ValueError(f"unknown action {action!r}")
-    delivery.error = ((delivery.error + "; ") if delivery.error else "") + note
-    delivery.updated_at = moment
+    count = 0
+    for state in states:
+        if state not in REQUEUE_STATES:
+            raise ValueError(f"a {state} delivery cannot be queued again")
+        ids = list(
+            session.scalars(
+                update(Delivery)
+                .where(*where, Delivery.state == state)
+                .values(
+                    state="pending", due_at=moment, lease_owner=None, lease_until=None, attempts=0, updated_at=moment
+                )
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        session.add_all(
+            DeliveryAction(delivery_id=i, action="requeued", previous_state=state, actor=user.email, created_at=moment)
+            for i in ids
+        )
+        count += len(ids)
+    return count
+
+
+def mark_sent(session: Session, delivery_id: int, user: User) -> bool:
+    """Settle an unknown delivery as sent (the provider's activity shows it left); False if it is not unknown."""
+    moment = now()
+    changed = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == "unknown")
+        .values(state="sent", sent_at=func.coalesce(Delivery.sent_at, moment), updated_at=moment)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed:
+        session.add(
+            DeliveryAction(
+                delivery_id=delivery_id,
+                action="marked_sent",
+                previous_state="unknown",
+                actor=user.email,
+                created_at=moment,
+            )
+        )
+    return bool(changed)
 
 
 def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: User) -> Delivery:

@@ -29,6 +29,8 @@ from bench import load
 from bench.load import ROOT, SLUG, Client, base_env, run_concurrent, seed_enrolled, spawn, start_gunicorn, stop, tool
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1") or 1)
+# Sending through SendGrid needs https links (the worker refuses to start otherwise); only emails carry them.
+HTTPS_SITE = "https://bench.nexgenesis.example"
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50") or 50)
 # Web figures run for a fixed time (a busy machine then costs precision, not minutes); the rest by count.
 RUN_SECONDS = max(3.0, 10.0 * SCALE)
@@ -297,7 +299,7 @@ def bench_dispatch(report: Report, url: str, workdir: Path) -> None:
     engine = load_engine(url)
     with fake_sendgrid(workdir) as port:
         host = f"http://127.0.0.1:{port}"
-        env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=host)
+        env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=host, SITE_URL=HTTPS_SITE)
         env["SENDGRID_API_KEY"] = API_KEY
         config = Config(env)
         config.CLOCK = FrozenClock(BUSINESS_HOURS)
@@ -347,7 +349,8 @@ def bench_memory(report: Report, url: str, workdir: Path) -> None:
     engine.dispose()
     report.say(f"nurture_enrolled {total} (seeded in {seeded:.1f} s)")
     with fake_sendgrid(workdir) as port:
-        env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=f"http://127.0.0.1:{port}")
+        host = f"http://127.0.0.1:{port}"
+        env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=host, SITE_URL=HTTPS_SITE)
         env["SENDGRID_API_KEY"] = API_KEY
         log = workdir / "tick.log"
         with log.open("wb") as out:

@@ -33,11 +33,15 @@ class SendError(Exception):
 class TemporaryError(SendError):
     """Try again later (429, 5xx, no connection); retry_after in seconds when the provider said."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, *, rate_limited: bool = False) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, rate_limited: bool = False, answered: bool = True
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
         # A 429 applies to every message, so the dispatcher stops for this tick instead of trying the next one.
         self.rate_limited = rate_limited
+        # False when the provider was never reached: the admin then never says "the provider refused".
+        self.answered = answered
 
 
 class UncertainError(SendError):
@@ -54,6 +58,19 @@ class PermanentError(SendError):
 
 class AuthError(SendError):
     """The provider refused our credentials (401, 403): stop all sending until an operator acts."""
+
+
+class SettingError(SendError):
+    """A setting every marketing email needs is missing or wrong (no postal address, no API key...).
+
+    No message can leave until an operator fixes it, so sending pauses as after a 401/403: nothing is marked
+    failed and every delivery stays due. str() reads `VARIABLE: problem`.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
 
 
 class Sender(Protocol):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
 from core import markdown as core_markdown
-from mailer.base import Message, PermanentError
+from mailer.base import Message, PermanentError, SettingError
 from mailer.tokens import unsubscribe_url
 
 # Gmail clips messages above ~102 KB, hiding the footer with the unsubscribe link.
@@ -258,8 +259,9 @@ def _check_recipient(to: str, lead: Any, list_unsubscribe: bool) -> str:
     address = (current_app.config.get("CLINIC_POSTAL_ADDRESS") or "").strip()
     if list_unsubscribe:
         if not address:
-            raise ComposeError(
-                "CLINIC_POSTAL_ADDRESS is not set: marketing email must show the clinic's postal address (CAN-SPAM)"
+            # A setting, not this email, is wrong: sending pauses instead of failing every delivery.
+            raise SettingError(
+                "CLINIC_POSTAL_ADDRESS", "is not set: every marketing email must show the clinic's postal address"
             )
         if lead is None or getattr(lead, "id", None) is None:
             raise ComposeError("a marketing email needs the lead, for its unsubscribe link")
@@ -503,7 +505,7 @@ def _build_step_template(campaign: Any, step: Any, context: Mapping[str, Any], r
         reason=reason,
         unsubscribe=lambda: link_marker,
         address=(current_app.config.get("CLINIC_POSTAL_ADDRESS") or "").strip(),
-        where=f"{campaign.slug}/{step.id}",
+        where=step_where(campaign, step),
     )
     if not (
         # "&co{{ first_name }};" would make an entity of some names: such a step renders per lead.
@@ -542,6 +544,20 @@ def sample_context(campaign: Any = None) -> dict[str, Any]:
     context = email_context(None, campaign)
     context["first_name"] = "Alex"
     return context
+
+
+def step_where(campaign: Any, step: Any) -> str:
+    """How an error names a campaign step: its email file (as `flask campaigns validate` does) and its id."""
+    path = getattr(step, "body_path", None)
+    return f"{_shown_path(path) if path is not None else campaign.slug}: step {step.id}"
+
+
+@lru_cache(maxsize=512)
+def _shown_path(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def marketing_reason() -> str:
@@ -586,7 +602,7 @@ def compose_step(campaign: Any, step: Any, lead: Any, delivery: Any) -> Message:
         delivery_id=delivery.id,
         categories=(),
         custom_args=None,
-        where=f"{campaign.slug}/{step.id}",
+        where=step_where(campaign, step),
     )
 
 

@@ -26,7 +26,7 @@ from sendgrid import SendGridAPIClient
 
 from config import ConfigError
 from core.clock import now
-from mailer.base import AuthError, Message, PermanentError, Sender, TemporaryError, UncertainError
+from mailer.base import AuthError, Message, PermanentError, Sender, SettingError, TemporaryError, UncertainError
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +82,27 @@ class OutboxSender:
         except OSError as exc:
             with contextlib.suppress(OSError, UnboundLocalError):
                 os.unlink(tmp)
-            raise TemporaryError(f"outbox: cannot write {self.directory}: {exc.strerror}") from None
+            raise TemporaryError(f"outbox: cannot write {self.directory}: {exc.strerror}", answered=False) from None
         return str(mime["Message-ID"]).strip("<>")
 
 
 class ConsoleSender:
-    """Logs who gets what subject and the list headers; never bodies."""
+    """Logs that a message left, with ids and sizes only: never the address, the subject, a body or a link.
+
+    The subject can hold the reader's first name and List-Unsubscribe their token, so neither is logged.
+    """
 
     def send(self, message: Message) -> str | None:
         """Log one line per message and return a made-up id."""
         message_id = make_msgid(domain="console.invalid").strip("<>")
+        size = len(message.text.encode("utf-8")) + len(message.html.encode("utf-8"))
         log.info(
-            "mail to=%s subject=%r headers=%s categories=%s custom_args=%s id=%s",
-            message.to,
-            message.subject,
-            json.dumps(message.headers, sort_keys=True),
-            ",".join(message.categories),
-            json.dumps(message.custom_args, sort_keys=True),
+            "mail (console backend, not sent) id=%s custom_args=%s categories=%s headers=%s size=%d bytes",
             message_id,
+            json.dumps(message.custom_args, sort_keys=True),
+            ",".join(message.categories),
+            ",".join(sorted(message.headers)),
+            size,
         )
         return message_id
 
@@ -192,12 +195,17 @@ class SendGridSender:
     def __init__(self, api_key: str, host: str = "https://api.sendgrid.com", timeout: float = 10.0) -> None:
         self.host = host.rstrip("/")
         self.timeout = timeout
+        self.api_key = api_key
+        # At DEBUG the HTTP client logs each request's payload and headers: addresses, names, links, the key.
+        logging.getLogger("python_http_client").setLevel(max(logging.INFO, logging.getLogger().level))
         self.api = SendGridAPIClient(api_key, host=self.host)
         # The library builds its client without a timeout; ours sets one and bypasses proxies for loopback.
         self.api.client = _Client(host=self.host, request_headers=self.api._default_headers, version=3, timeout=timeout)
 
     def send(self, message: Message) -> str | None:
         """POST /v3/mail/send; return X-Message-Id."""
+        if not self.api_key:
+            raise SettingError("SENDGRID_API_KEY", "is not set: MAIL_BACKEND=sendgrid needs an API key")
         try:
             response = self.api.send(sendgrid_body(message))
         except http_errors.HTTPError as exc:
@@ -205,8 +213,8 @@ class SendGridSender:
         except urllib.error.URLError as exc:
             # urllib wraps failures while connecting and sending: SendGrid never got the whole request.
             if isinstance(exc.reason, TimeoutError):
-                raise TemporaryError(f"could not reach SendGrid within {self.timeout:g}s") from None
-            raise TemporaryError(f"cannot reach SendGrid: {exc.reason}") from None
+                raise TemporaryError(f"could not reach SendGrid within {self.timeout:g}s", answered=False) from None
+            raise TemporaryError(f"cannot reach SendGrid: {exc.reason}", answered=False) from None
         except (TimeoutError, http.client.HTTPException, ConnectionError, OSError) as exc:
             # Raised while waiting for the answer: the request went out and may have been accepted.
             raise UncertainError(
@@ -238,10 +246,9 @@ def make_sender(config: Any) -> Sender:
     if backend == "console":
         return ConsoleSender()
     if backend == "sendgrid":
-        if not config.get("SENDGRID_API_KEY"):
-            raise ConfigError("MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
+        # A missing key stops the worker at start (mailer.health.setting_problems), not the web processes.
         return SendGridSender(
-            config["SENDGRID_API_KEY"],
+            config.get("SENDGRID_API_KEY") or "",
             host=config.get("SENDGRID_API_HOST") or "https://api.sendgrid.com",
             timeout=float(config.get("SENDGRID_TIMEOUT") or 10.0),
         )

@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 
 from leads.models import INTERESTS
 from nurture import dispatch
-from nurture.definitions import load_campaigns, registry
+from nurture.definitions import campaign_warnings, load_campaigns, registry
 from nurture.schedule import timeline, zone
 
 log = logging.getLogger(__name__)
@@ -28,12 +28,13 @@ def validate_command(directory: Path | None) -> None:
     """Check every campaign under DIRECTORY (default: CAMPAIGNS_DIR); one line per problem."""
     root = directory or Path(current_app.config["CAMPAIGNS_DIR"])
     campaigns, problems = load_campaigns(root, current_app.config.get("BLOG_DIR"))
-    for problem in problems:
-        click.echo(problem)
+    warnings = [line for campaign in campaigns.values() for line in campaign_warnings(campaign)]
+    for line in [*problems, *warnings]:
+        click.echo(line)
     if problems:
         click.echo(f"{len(problems)} problem(s) found", err=True)
         sys.exit(1)
-    click.echo(f"{len(campaigns)} campaigns OK")
+    click.echo(f"{len(campaigns)} campaigns OK" + (f" ({len(warnings)} warning(s) above)" if warnings else ""))
 
 
 def _parse_signup(value: str, tz_name: str) -> datetime:
@@ -83,24 +84,38 @@ def simulate_command(slug: str, signup_at: str | None, tz_name: str | None, inte
             click.echo(f"{label} {when}  {step.subject}")
 
 
+def refuse_bad_settings() -> None:
+    """Stop a worker before its first tick when a setting every email needs is wrong: one line per variable."""
+    from mailer.health import setting_problems
+
+    problems = setting_problems(current_app.config)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        click.echo("the nurture worker did not start: set the variable(s) above and start it again", err=True)
+        sys.exit(1)
+
+
 @nurture_cli.command("tick")
 def tick_command() -> None:
-    """Run one pass: send what is due now, then exit."""
+    """Run one pass: send what is due now, then exit (refused while a setting every email needs is wrong)."""
+    refuse_bad_settings()
     counts = dispatch.tick()
-    click.echo("tick " + (" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "idle"))
+    click.echo("tick " + (dispatch.describe(counts) or "idle"))
 
 
 @nurture_cli.command("run")
 def run_command() -> None:
-    """Run the worker: a tick every NURTURE_TICK_SECONDS until SIGTERM or Ctrl-C."""
+    """Run the worker: a tick every NURTURE_TICK_SECONDS until SIGTERM or Ctrl-C (refused on a wrong setting)."""
     from nurture.scheduler import run_worker
 
+    refuse_bad_settings()
     run_worker(current_app._get_current_object())
 
 
 @nurture_cli.command("resume-provider")
 def resume_provider_command() -> None:
-    """Lift the pause set when the mail provider refused our API key (fix the key first)."""
+    """Lift the sending pause set when the provider refused our API key or a setting was wrong (fix it first)."""
     if dispatch.resume_provider():
         click.echo("provider pause lifted: sending resumes at the next tick")
     else:

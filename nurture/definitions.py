@@ -449,6 +449,19 @@ def load_campaigns(root: Path | str, blog_dir: Path | str | None = None) -> tupl
     return campaigns, problems
 
 
+def campaign_warnings(campaign: Campaign) -> list[str]:
+    """What is allowed but probably unintended: today, a first email that waits for the send window."""
+    if not campaign.steps or campaign.steps[0].any_time:
+        return []
+    window = campaign.window
+    hours = f"{', '.join(window.days)} {window.start:%H:%M}-{window.end:%H:%M}"
+    return [
+        f"{_rel(campaign.directory / 'campaign.yaml')}: steps[0].any_time: warning: the first email waits for the "
+        f"send window ({hours}), so a visitor who signs up on a Friday evening hears nothing until Monday; "
+        "add `any_time: true` to answer at once"
+    ]
+
+
 class CampaignRegistry:
     """The campaigns the app serves, loaded once at start-up."""
 

@@ -2,12 +2,19 @@
 
 The database is the source of truth. For a batch of due enrollments, one transaction checks exits and the
 suppression list, records each step as a Delivery (unique dedupe_key; `pending`, leased to this worker) and
-advances the enrollments. Then, per email, one transaction re-checks the lead and the suppression list and moves
-the delivery to `sending` (storing the previous email's answer on the way) *before* the provider is called, so
-no step can be sent twice; a worker that dies between that commit and the provider's answer leaves the delivery
-`sending`, which the next sweep turns into `unknown` (never resent automatically). Steps it recorded but never
-started stay `pending` and are sent by any worker once the lease is over. Logs carry ids and counts only: never
-names, emails or interests.
+advances the enrollments. Then, per email, the message is composed first: an email that cannot be built fails
+with the reason while still `pending` (it never reached a provider). Only then one transaction re-checks the
+lead and the suppression list and moves the delivery to `sending` (storing the previous email's answer on the
+way) *before* the provider is called, so no step can be sent twice; a worker that dies between that commit and
+the provider's answer leaves the delivery `sending`, which the next sweep turns into `unknown` (never resent
+automatically). Steps it recorded but never started stay `pending` and are sent by any worker once the lease is
+over.
+
+When a campaign step fails for a lead, the lead's sequence waits: the enrollment keeps its place but has no next
+send time, so no later step goes out as if it were the first; queueing the failed email again and sending it
+starts the clock for the next step. A setting every email needs (mailer.health.setting_problems) pauses all
+sending like a 401/403 instead of failing anything. Logs carry ids and counts only: never names, emails or
+interests.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from mailer.base import (
     Message,
     PermanentError,
     SendError,
+    SettingError,
     TemporaryError,
     UncertainError,
     composer_for,
@@ -56,6 +64,10 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=2)
 UNKNOWN_REASON = "the worker stopped before the provider answered; check the provider's events before resending"
+# deliveries.error_source: who produced the error, so the admin says "the provider refused" only when it did.
+SOURCE_CONTENT = "content"  # the email could not be built; no provider was called
+SOURCE_PROVIDER = "provider"  # the provider answered with an error
+SOURCE_TRANSPORT = "transport"  # the provider could not be reached (or did not answer)
 
 # The hot statements work on the tables (Core), built once: no ORM objects or statement building per email.
 deliveries = Delivery.__table__
@@ -118,6 +130,7 @@ def _mark_sent(id_name: str, moment_name: str, provider_id_name: str) -> Update:
             state="sent",
             sent_at=bindparam(moment_name),
             error=None,
+            error_source=None,
             lease_owner=None,
             lease_until=None,
             updated_at=bindparam(moment_name),
@@ -137,9 +150,67 @@ def start_step_after_sent(exit_statuses: frozenset[str]) -> Update:
     return start_step(exit_statuses).add_cte(record_sent_cte)
 
 
+# A step recorded in this tick whose email cannot be built: failed while still ours and `pending` (never sent).
+fail_unsent_step = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_delivery_id"),
+        deliveries.c.state == "pending",
+        deliveries.c.lease_owner == bindparam("b_worker"),
+    )
+    .values(
+        state="failed",
+        error=bindparam("b_error"),
+        error_source=SOURCE_CONTENT,
+        lease_owner=None,
+        lease_until=None,
+        updated_at=bindparam("b_moment"),
+    )
+)
+# A failed step makes the lead's sequence wait: no next send time, so no later step goes out as the first.
+hold_enrollment = (
+    update(enrollments)
+    .where(enrollments.c.id == bindparam("b_enrollment_id"), enrollments.c.state == "active")
+    .values(next_send_at=None)
+)
+# The failed step, queued again, was sent: the next step's clock starts now.
+resume_enrollment = (
+    update(enrollments)
+    .where(
+        enrollments.c.id == bindparam("b_enrollment_id"),
+        enrollments.c.state == "active",
+        enrollments.c.next_send_at.is_(None),
+    )
+    .values(next_send_at=bindparam("b_next_send_at"))
+)
+
+
 def dedupe_key(enrollment_id: int, step_id: str) -> str:
     """The key that makes a campaign step one delivery per enrollment."""
     return f"enr:{enrollment_id}:{step_id}"
+
+
+def content_problem(job: Job, exc: Exception) -> str:
+    """Why an email could not be built, for a marketer: the file (or kind of email), the step, what is wrong."""
+    from mailer.compose import step_where
+
+    delivery = job.delivery
+    if job.step is not None:
+        where = step_where(job.campaign, job.step)
+    elif getattr(delivery, "step_id", None):
+        campaign = registry().get(delivery.campaign_slug or "")
+        step = campaign.step(delivery.step_id) if campaign is not None else None
+        where = step_where(campaign, step) if step is not None else f"{delivery.campaign_slug}: step {delivery.step_id}"
+    else:
+        kind = getattr(delivery, "kind", "nurture").replace("_", " ")
+        where = f"the {kind} email" + (f" of {delivery.campaign_slug}" if delivery.campaign_slug else "")
+    if isinstance(exc, PermanentError):  # ComposeError and the like: their text is written for people
+        problem = str(exc)
+    else:
+        # Only the type: the text of an unexpected error may quote the lead's data.
+        problem = f"the email could not be built ({type(exc).__name__}); open the step's preview in the admin"
+    problem = problem.removeprefix(f"{where}: ")
+    return f"{where}: {problem}"
 
 
 def worker_identity() -> str:
@@ -162,16 +233,19 @@ def provider_pause() -> dict[str, Any] | None:
     return pause
 
 
-def pause_provider(reason: str) -> None:
-    """Stop every worker's sending until resume_provider(); raises the alert shown on /healthz."""
+def pause_provider(reason: str, setting: str | None = None) -> None:
+    """Stop every worker's sending until resume_provider(); raises the alert shown on /healthz.
+
+    `setting` names the variable to fix when a setting, not the provider's answer, is the cause.
+    """
     from mailer.health import record_auth_failure
 
     with db.write_transaction() as session:
-        record_auth_failure(session, reason)
+        record_auth_failure(session, reason, setting)
 
 
 def resume_provider() -> bool:
-    """Lift the provider pause (after fixing the API key); True when there was one."""
+    """Lift the sending pause (after fixing the API key or the setting it names); True when there was one."""
     from mailer.health import auth_failure, clear_auth_failure
 
     with db.write_transaction() as session:
@@ -192,6 +266,7 @@ class DeliveryRef:
     email_hash: str
     recipient: str | None = None
     attempts: int = 1
+    kind: str = "nurture"
 
 
 @dataclass
@@ -202,6 +277,9 @@ class Job:
     campaign: Campaign | None = None
     step: Step | None = None
     lead: Any = None  # a row of leads (id, email, first_name... are what composers read)
+    message: Message | None = None  # composed before the delivery becomes `sending`
+    # A queued-again campaign step whose sequence waits for it: its next step's time, once this one is sent.
+    resume: Callable[[datetime], dict[str, Any]] | None = None
 
 
 class Stop(Exception):
@@ -233,7 +311,7 @@ class Tick:
         """Sweep, send transactional mail, send due steps, beat, run the registered tick tasks."""
         try:
             self.sweep()
-            pause = provider_pause()
+            pause = provider_pause() or self.check_settings()
             if pause is not None:
                 self.counts["provider_paused"] = 1
             else:
@@ -247,7 +325,7 @@ class Tick:
             self.close()
         self.heartbeat()
         self.run_tasks()
-        return dict(self.counts)
+        return {key: value for key, value in self.counts.items() if value}
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -280,6 +358,22 @@ class Tick:
                     connection.close()
             self.connection = self.autocommit = None
 
+    def check_settings(self) -> dict[str, Any] | None:
+        """Pause sending when a setting every email needs is wrong (the worker's start check missed it)."""
+        from mailer.health import setting_problems
+
+        problems = setting_problems(current_app.config)
+        if not problems:
+            return None
+        self.pause_for_setting(problems[0])
+        return {"reason": str(problems[0]), "setting": problems[0].setting}
+
+    def pause_for_setting(self, exc: SettingError) -> None:
+        """Pause every worker's sending until the setting is fixed and sending resumed; nothing is marked failed."""
+        self.counts["setting_error"] += 1
+        self.flush_outcomes()
+        pause_provider(str(exc), exc.setting)
+
     def sweep(self) -> None:
         """Deliveries whose sender vanished mid-send become `unknown`: never resent automatically."""
         moment = now()
@@ -292,7 +386,13 @@ class Tick:
             result = session.execute(
                 update(Delivery)
                 .where(Delivery.state == "sending", Delivery.lease_until < moment)
-                .values(state="unknown", error=UNKNOWN_REASON, lease_owner=None, updated_at=moment)
+                .values(
+                    state="unknown",
+                    error=UNKNOWN_REASON,
+                    error_source=SOURCE_TRANSPORT,
+                    lease_owner=None,
+                    updated_at=moment,
+                )
             )
         if result.rowcount:
             self.counts["unknown"] += result.rowcount
@@ -327,12 +427,14 @@ class Tick:
             jobs, claimed = self.record_batch()
             self.counts["claimed"] += claimed
             for position, job in enumerate(jobs):
-                if not self.start_sending(job):
-                    continue
                 try:
+                    # Composed while still `pending`: an email that cannot be built never reaches `sending`.
+                    if not self.compose_step(job) or not self.start_sending(job):
+                        continue
                     self.send(job)
                 except Stop:
-                    self.release([later.delivery.id for later in jobs[position + 1 :]])
+                    # This job too, if it never started (the UPDATE only touches our own pending rows).
+                    self.release([later.delivery.id for later in jobs[position:]])
                     raise
             self.flush_outcomes()
             if claimed < self.batch_size:
@@ -551,7 +653,9 @@ class Tick:
         connection.execute(
             update(deliveries)
             .where(deliveries.c.id == job.delivery.id, deliveries.c.state == "pending")
-            .values(state="skipped", error=reason, lease_owner=None, lease_until=None, updated_at=moment)
+            .values(
+                state="skipped", error=reason, error_source=None, lease_owner=None, lease_until=None, updated_at=moment
+            )
         )
         connection.execute(
             update(enrollments)
@@ -601,40 +705,134 @@ class Tick:
                 return
 
     def claim_delivery(self, delivery_id: int, state: str) -> Job | None:
-        """pending/retrying -> sending, only if nobody else got there first; re-check who it goes to."""
+        """pending/retrying -> sending, only if nobody else got there first; re-check who it goes to; compose.
+
+        The email is composed inside the claiming transaction: if it cannot be built the delivery fails in that
+        same transaction, so it is never seen as `sending` (never in the "may have been sent" window). A wrong
+        setting rolls the claim back (the delivery stays due) and pauses sending.
+        """
         moment = now()
         self.flush_outcomes()
-        with db.write_transaction() as session:
-            claimed = session.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    deliveries.c.state == state,
-                    or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < moment),
-                )
-                .values(
-                    state="sending",
-                    lease_owner=self.worker_id,
-                    lease_until=moment + self.lease,
-                    attempts=deliveries.c.attempts + 1,
-                    updated_at=moment,
-                )
-            ).rowcount
-            if claimed != 1:
-                return None
-            delivery = session.get(Delivery, delivery_id, populate_existing=True)
-            reason = self.skip_reason(session, delivery)
-            if reason:
-                delivery.state, delivery.error, delivery.lease_owner, delivery.lease_until = (
-                    "skipped",
-                    reason,
-                    None,
-                    None,
-                )
-                delivery.attempts -= 1
-                self.counts["skipped"] += 1
-                return None
-            return Job(delivery)
+        try:
+            with db.write_transaction() as session:
+                claimed = session.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id == delivery_id,
+                        deliveries.c.state == state,
+                        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < moment),
+                    )
+                    .values(
+                        state="sending",
+                        lease_owner=self.worker_id,
+                        lease_until=moment + self.lease,
+                        attempts=deliveries.c.attempts + 1,
+                        updated_at=moment,
+                    )
+                ).rowcount
+                if claimed != 1:
+                    return None
+                delivery = session.get(Delivery, delivery_id, populate_existing=True)
+                reason = self.skip_reason(session, delivery)
+                if reason:
+                    self.settle_unsent(delivery, "skipped", reason, None)
+                    self.counts["skipped"] += 1
+                    return None
+                job = Job(delivery)
+                problem = self.compose_queued(job)
+                if problem is not None:
+                    self.settle_unsent(delivery, "failed", problem, SOURCE_CONTENT)
+                    if self.holds_sequence(delivery):
+                        session.execute(hold_enrollment, {"b_enrollment_id": delivery.enrollment_id})
+                    self.counts["failed"] += 1
+                    log.warning("delivery %s failed: the email could not be built", delivery_id)
+                    return None
+                job.resume = self.resume_after(session, delivery)
+                return job
+        except SettingError as exc:
+            self.pause_for_setting(exc)
+            raise Stop from None
+
+    @staticmethod
+    def settle_unsent(delivery: Delivery, state: str, reason: str, source: str | None) -> None:
+        """End a claimed delivery that was never handed to a provider (the claim's attempt is given back)."""
+        delivery.state, delivery.error, delivery.error_source = state, reason[:2000], source
+        delivery.lease_owner = delivery.lease_until = None
+        delivery.attempts -= 1
+
+    def compose_queued(self, job: Job) -> str | None:
+        """Compose a queued delivery with its kind's composer; the reason it cannot be built, if it cannot."""
+        try:
+            composer = composer_for(job.delivery.kind)
+        except KeyError:
+            return f"the {job.delivery.kind} email: no composer is registered for this kind of email"
+        try:
+            job.message = composer(job.delivery)
+        except SettingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever breaks while building, nothing was sent
+            return content_problem(job, exc)
+        return None
+
+    def compose_step(self, job: Job) -> bool:
+        """Compose a step recorded in this tick; when it cannot be built, fail it with the reason (never sent)."""
+        from mailer.compose import compose_step
+
+        try:
+            job.message = compose_step(job.campaign, job.step, job.lead, job.delivery)
+        except SettingError as exc:
+            self.pause_for_setting(exc)
+            raise Stop from None
+        except Exception as exc:  # noqa: BLE001 - whatever breaks while building, nothing was sent
+            values = {
+                "b_delivery_id": job.delivery.id,
+                "b_worker": self.worker_id,
+                "b_error": content_problem(job, exc)[:2000],
+                "b_moment": now(),
+            }
+            self.outcomes.append((fail_unsent_step, values))
+            self.outcomes.append((hold_enrollment, {"b_enrollment_id": job.delivery.enrollment_id}))
+            self.counts["failed"] += 1
+            log.warning("delivery %s failed: the email could not be built (%s)", job.delivery.id, type(exc).__name__)
+            return False
+        return True
+
+    @staticmethod
+    def holds_sequence(delivery: Delivery | DeliveryRef) -> bool:
+        """A failed campaign step makes its lead's sequence wait (see the module docstring)."""
+        return getattr(delivery, "kind", "nurture") == "nurture" and delivery.enrollment_id is not None
+
+    def resume_after(self, session: Session, delivery: Delivery) -> Callable[[datetime], dict[str, Any]] | None:
+        """For a queued-again step whose sequence waits for it: how to start the next step's clock once it is sent.
+
+        The sequence resumes only when no other email of it is still failed.
+        """
+        if not self.holds_sequence(delivery):
+            return None
+        enrollment = session.get(Enrollment, delivery.enrollment_id)
+        if enrollment is None or enrollment.state != "active" or enrollment.next_send_at is not None:
+            return None
+        campaign = registry().get(enrollment.campaign_slug)
+        if campaign is None or enrollment.next_step >= len(campaign.steps):
+            return None
+        others_failed = session.scalar(
+            select(func.count()).where(
+                deliveries.c.enrollment_id == enrollment.id,
+                deliveries.c.state == "failed",
+                deliveries.c.id != delivery.id,
+            )
+        )
+        if others_failed:
+            return None
+        following = campaign.steps[enrollment.next_step]
+        lead = session.get(Lead, delivery.lead_id) if delivery.lead_id is not None else None
+        timezone = lead.timezone if lead is not None else None
+
+        def resume(moment: datetime) -> dict[str, Any]:
+            next_at = due_at(moment, following, campaign.window, timezone, self.scale)
+            return {"b_enrollment_id": enrollment.id, "b_next_send_at": next_at}
+
+        return resume
 
     def skip_reason(self, session: Session, delivery: Delivery) -> str | None:
         """Why a queued delivery must not leave any more (the lead left, or the address is blocked)."""
@@ -660,75 +858,84 @@ class Tick:
 
     # -- the provider call ---------------------------------------------------------------------------------
 
-    def compose(self, job: Job) -> Message:
-        """Build the message: the step composer for a fresh step, the registered composer otherwise."""
-        if job.step is not None:
-            from mailer.compose import compose_step
-
-            return compose_step(job.campaign, job.step, job.lead, job.delivery)
-        try:
-            composer = composer_for(job.delivery.kind)
-        except KeyError:
-            raise PermanentError(f"no composer is registered for {job.delivery.kind!r} emails") from None
-        return composer(job.delivery)
-
     def send(self, job: Job) -> None:
         """Call the provider outside any transaction; its answer is stored with the next transaction."""
-        delivery_id = job.delivery.id
+        delivery = job.delivery
         try:
-            message = self.compose(job)
-            provider_id = get_sender().send(message)
-        except AuthError as exc:
-            self.record(delivery_id, state="retrying", error=str(exc), due=now(), attempts_delta=-1)
-            self.counts["auth_error"] += 1
-            self.flush_outcomes()
-            pause_provider(str(exc))
+            if job.message is None:
+                raise RuntimeError("send() needs a composed message")
+            provider_id = get_sender().send(job.message)
+        except (AuthError, SettingError) as exc:
+            # Nothing left: back to retrying without using up an attempt, and every worker pauses.
+            self.record(delivery, state="retrying", error=str(exc), due=now(), attempts_delta=-1)
+            if isinstance(exc, SettingError):
+                self.pause_for_setting(exc)
+            else:
+                self.counts["auth_error"] += 1
+                self.flush_outcomes()
+                pause_provider(str(exc))
             raise Stop from None
         except TemporaryError as exc:
-            self.record_temporary(job.delivery, exc)
+            self.record_temporary(delivery, exc)
             if exc.rate_limited:
                 self.counts["rate_limited"] += 1
                 self.flush_outcomes()
                 raise Stop from None
             return
         except UncertainError as exc:
-            self.record(delivery_id, state="unknown", error=str(exc))
+            self.record(delivery, state="unknown", error=str(exc), source=SOURCE_TRANSPORT)
             self.counts["unknown"] += 1
-            log.warning("delivery %s: no answer from the provider; marked unknown, not resent", delivery_id)
+            log.warning("delivery %s: no answer from the provider; marked unknown, not resent", delivery.id)
             return
         except (PermanentError, SendError) as exc:
-            self.record(delivery_id, state="failed", error=str(exc))
+            self.record(delivery, state="failed", error=str(exc), source=SOURCE_PROVIDER)
             self.counts["failed"] += 1
-            log.warning("delivery %s failed: %s", delivery_id, type(exc).__name__)
+            log.warning("delivery %s failed: %s", delivery.id, type(exc).__name__)
             return
         except Exception as exc:  # noqa: BLE001 - a sender that breaks unexpectedly may or may not have sent
-            self.record(delivery_id, state="unknown", error=f"the sender failed unexpectedly: {type(exc).__name__}")
+            error = f"the sender failed unexpectedly: {type(exc).__name__}"
+            self.record(delivery, state="unknown", error=error, source=SOURCE_TRANSPORT)
             self.counts["unknown"] += 1
-            log.error("delivery %s: sender raised %s; marked unknown", delivery_id, type(exc).__name__)
+            log.error("delivery %s: sender raised %s; marked unknown", delivery.id, type(exc).__name__)
             return
         provider_id = str(provider_id)[:128] if provider_id else None
-        sent = {"b_delivery_id": delivery_id, "b_moment": now(), "b_provider_id": provider_id}
+        moment = now()
+        sent = {"b_delivery_id": delivery.id, "b_moment": moment, "b_provider_id": provider_id}
         self.outcomes.append((record_sent, sent))
+        if job.resume is not None:
+            self.outcomes.append((resume_enrollment, job.resume(moment)))
         self.counts["sent"] += 1
 
     def record_temporary(self, delivery: Delivery | DeliveryRef, exc: TemporaryError) -> None:
         """Retry later (the provider's Retry-After, or backoff), or give up after NURTURE_MAX_ATTEMPTS."""
         attempts = delivery.attempts or 1
         if attempts >= self.max_attempts:
-            self.record(delivery.id, state="failed", error=f"gave up after {attempts} attempts: {exc}")
+            source = SOURCE_PROVIDER if exc.answered else SOURCE_TRANSPORT
+            self.record(delivery, state="failed", error=f"gave up after {attempts} attempts: {exc}", source=source)
             self.counts["failed"] += 1
             return
         wait = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(attempts)
-        self.record(delivery.id, state="retrying", error=str(exc), due=now() + wait / self.scale)
+        self.record(delivery, state="retrying", error=str(exc), due=now() + wait / self.scale)
         self.counts["retrying"] += 1
 
     def record(
-        self, delivery_id: int, *, state: str, error: str, due: datetime | None = None, attempts_delta: int = 0
+        self,
+        delivery: Delivery | DeliveryRef,
+        *,
+        state: str,
+        error: str,
+        source: str | None = None,
+        due: datetime | None = None,
+        attempts_delta: int = 0,
     ) -> None:
-        """Hold a non-success outcome for the next transaction; it applies only while the delivery is ours."""
+        """Hold a non-success outcome for the next transaction; it applies only while the delivery is ours.
+
+        A failed campaign step also makes its lead's sequence wait (see the module docstring).
+        """
         values: dict[str, Any] = {
             "state": state,
             "error": error[:2000],
+            "error_source": source,
             "lease_owner": None,
             "lease_until": None,
             "updated_at": now(),
@@ -737,9 +944,11 @@ class Tick:
         if attempts_delta:
             values["attempts"] = deliveries.c.attempts + attempts_delta
         statement = (
-            update(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.state == "sending").values(**values)
+            update(deliveries).where(deliveries.c.id == delivery.id, deliveries.c.state == "sending").values(**values)
         )
         self.outcomes.append((statement, {}))
+        if state == "failed" and self.holds_sequence(delivery):
+            self.outcomes.append((hold_enrollment, {"b_enrollment_id": delivery.enrollment_id}))
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
 
@@ -775,6 +984,11 @@ class Tick:
                 db.session.rollback()
                 self.counts["task_errors"] += 1
                 log.error("tick task %s failed: %s", name, type(exc).__name__)
+
+
+def describe(counts: dict[str, int]) -> str:
+    """A tick's counts as `key=value` words, leaving out zeros ('' when nothing happened)."""
+    return " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if value)
 
 
 def tick(worker_id: str | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, int]:

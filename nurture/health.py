@@ -33,7 +33,7 @@ def worker_probe() -> dict[str, Any]:
 
 
 def provider_probe() -> dict[str, Any]:
-    """Not ok while sending is paused after the provider refused our credentials."""
+    """Not ok while sending is paused: the provider refused our credentials, or a setting (named) is wrong."""
     try:
         pause = provider_pause()
     except Exception as exc:  # noqa: BLE001
@@ -42,10 +42,13 @@ def provider_probe() -> dict[str, Any]:
     backend = current_app.config.get("MAIL_BACKEND", "outbox")
     if pause is None:
         return {"ok": True, "backend": backend, "paused": False}
-    return {
+    answer = {
         "ok": False,
         "backend": backend,
         "paused": True,
         "reason": str(pause.get("reason", ""))[:300],
         "since": pause.get("at"),
     }
+    if pause.get("setting"):
+        answer["setting"] = pause["setting"]  # the variable to fix before resuming
+    return answer

@@ -67,6 +67,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # Who produced `error`: content (the email could not be built), provider (it answered), transport (no answer).
+    error_source: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -77,6 +79,19 @@ class Delivery(Base):
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     open_count: Mapped[int] = mapped_column(Integer, default=0)
     click_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryAction(Base):
+    """Something a member of staff did to a delivery (queued it again, marked it sent), for the lead's timeline."""
+
+    __tablename__ = "delivery_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # requeued | marked_sent
+    previous_state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(320))  # the staff member's sign-in email
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
 class CampaignState(Base):

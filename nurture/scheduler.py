@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from nurture.dispatch import tick, worker_identity
+from nurture.dispatch import describe, tick, worker_identity
 
 log = logging.getLogger(__name__)
+# Idle ticks are not logged; this often a line says the worker is still there.
+HEARTBEAT_LOG_SECONDS = 300.0
 
 
 class _SkipOverlapNotice(logging.Filter):
@@ -28,11 +32,36 @@ class _SkipOverlapNotice(logging.Filter):
         return "maximum number of running instances reached" not in record.getMessage()
 
 
+class TickLog:
+    """One line per tick that did something; while idle (or paused), one heartbeat line every few minutes."""
+
+    def __init__(self, every: float = HEARTBEAT_LOG_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self.last_line = clock()
+        self.quiet_ticks = 0
+
+    def tick(self, counts: dict[str, int]) -> None:
+        """Log what this tick did, or count it as quiet and say once in a while that the worker is alive."""
+        paused = counts.get("provider_paused", 0)
+        done = describe({key: value for key, value in counts.items() if key != "provider_paused"})
+        if done:
+            log.info("tick %s", done)
+            self.last_line, self.quiet_ticks = self.clock(), 0
+            return
+        self.quiet_ticks += 1
+        if self.clock() - self.last_line >= self.every:
+            state = "sending is PAUSED (see /healthz or the dashboard)" if paused else "nothing was due"
+            log.info("worker alive: %d tick(s) since the last line, %s", self.quiet_ticks, state)
+            self.last_line, self.quiet_ticks = self.clock(), 0
+
+
 def run_worker(app: Flask) -> None:
     """Tick every NURTURE_TICK_SECONDS until SIGTERM or SIGINT, which stop after the batch in flight."""
     seconds = float(app.config["NURTURE_TICK_SECONDS"])
     worker_id = worker_identity()
     stopping = threading.Event()
+    lines = TickLog()
 
     def job() -> None:
         with app.app_context():
@@ -41,9 +70,9 @@ def run_worker(app: Flask) -> None:
             except Exception as exc:  # noqa: BLE001 - the worker outlives one failed pass (database restart...)
                 log.error("tick failed: %s", type(exc).__name__)
                 return
-        log.info("tick %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "idle")
+        lines.tick(counts)
 
-    # Our own line per tick says what happened; APScheduler's two lines per run would only repeat it.
+    # Our own lines say what happened; APScheduler's two lines per run would only repeat it.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("apscheduler.scheduler").addFilter(_SkipOverlapNotice())
     scheduler = BlockingScheduler(timezone=UTC, executors={"default": {"type": "threadpool", "max_workers": 1}})
@@ -68,7 +97,12 @@ def run_worker(app: Flask) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info(
-        "nurture worker %s: ticking every %gs (time scale %g)", worker_id, seconds, app.config["NURTURE_TIME_SCALE"]
+        "nurture worker %s: ticking every %gs (time scale %g); idle ticks are not logged, a line every %d min says "
+        "it is alive",
+        worker_id,
+        seconds,
+        app.config["NURTURE_TIME_SCALE"],
+        HEARTBEAT_LOG_SECONDS // 60,
     )
     scheduler.start()
     log.info("nurture worker %s stopped", worker_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +20,34 @@ from config import TestConfig
 from core.clock import FrozenClock
 from core.db import Base, make_engine, normalize_url
 from tests.support.database import fresh_app
+from tests.support.postgres import pass_note
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+SKIP_REASONS: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count each skipped test under its reason, for the run's last line."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        SKIP_REASONS[reason.removeprefix("Skipped: ")] += 1
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run with one line: what was skipped and why, and whether the PostgreSQL pass ran."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.option.collectonly:
+        return
+    if SKIP_REASONS:
+        total = sum(SKIP_REASONS.values())
+        reasons = " | ".join(f"{n} x {reason}" for reason, n in SKIP_REASONS.most_common())
+        skipped = f"skipped {total} test(s): {reasons}"
+    else:
+        skipped = "skipped: nothing"
+    reporter.write_line(f"{skipped} | {pass_note()}")
 
 
 def _create_pg_database(base_url: str) -> tuple[str, str]:

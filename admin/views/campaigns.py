@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from admin.blueprint import PREVIEW_CSP, bp
 from admin.forms import ActionForm, PreviewLeadForm
-from admin.queries import enrollment_counts, step_stats
+from admin.queries import STEP_FIGURES, enrollment_counts, step_stats
 from admin.services import queue_test_send
 from core.clock import now
 from core.db import db
@@ -60,10 +60,10 @@ def campaigns() -> str:
 
 @bp.get("/campaigns/<slug>")
 def campaign_detail(slug: str) -> str:
-    """A campaign's steps with sent, delivered, opened, clicked, unsubscribed and bounced counts and rates."""
+    """A campaign's steps: waiting now, sent, failed and skipped; delivered, opened... with their rates."""
     campaign = _campaign(slug)
     stats = step_stats(db.session, slug)
-    empty = {"sent": 0, "delivered": 0, "opened": 0, "clicked": 0, "unsubscribed": 0, "bounced": 0, "problems": 0}
+    empty = dict.fromkeys((*STEP_FIGURES, "waiting"), 0)
     rows = []
     for step in campaign.steps:
         s = stats.get(step.id, empty)

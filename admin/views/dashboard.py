@@ -42,7 +42,7 @@ def dashboard() -> str:
 
 @bp.post("/provider/resume")
 def provider_resume() -> Response:
-    """Lift the provider pause once the API key is fixed; workers resume sending on their next tick."""
+    """Lift the sending pause once the API key or setting is fixed; workers resume sending on their next tick."""
     from mailer.health import clear_auth_failure
 
     if not ActionForm().validate_on_submit():
@@ -50,5 +50,5 @@ def provider_resume() -> Response:
     with db.write_transaction() as s:
         clear_auth_failure(s)
     current_app.logger.warning("provider pause lifted by user=%s", current_user.id)
-    flash("Sending resumed. If the key is still wrong, the next send pauses it again.", "success")
+    flash("Sending resumed. If the key or the setting is still wrong, sending pauses again at once.", "success")
     return redirect(url_for("admin.dashboard"))

@@ -14,11 +14,11 @@ from admin.blueprint import admin_required, bp
 from admin.forms import STATUS_LABELS, ActionForm, EraseForm, NoteForm, StatusForm
 from admin.models import User
 from admin.queries import SORTS, LeadFilter, filter_choices, iter_filtered, lead_page
-from admin.services import gdpr_json, mark_contacted, timeline
+from admin.services import SEQUENCE_RULE, gdpr_json, mark_contacted, timeline
 from core.clock import now
 from core.db import db
 from leads.models import INTERESTS, STATUSES, Lead
-from nurture.models import Enrollment
+from nurture.models import Delivery, Enrollment
 
 CSV_COLUMNS = (
     "id",
@@ -105,12 +105,20 @@ def lead_detail(lead_id: int) -> str:
     """A lead's details, timeline and actions."""
     lead = _get_lead(lead_id)
     enrollments = list(db.session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)))
+    failed: dict[int, list[Delivery]] = {}
+    failed_rows = select(Delivery).where(
+        Delivery.lead_id == lead.id, Delivery.kind == "nurture", Delivery.state == "failed"
+    )
+    for delivery in db.session.scalars(failed_rows.order_by(Delivery.id)):
+        failed.setdefault(delivery.enrollment_id or 0, []).append(delivery)
     contacted_by = db.session.get(User, lead.contacted_by_id) if lead.contacted_by_id else None
     status_form = StatusForm(status=lead.status)
     return render_template(
         "admin/lead.html",
         lead=lead,
         enrollments=enrollments,
+        failed=failed,
+        sequence_rule=SEQUENCE_RULE,
         contacted_by=contacted_by,
         entries=timeline(db.session, lead),
         status_form=status_form,

@@ -1,7 +1,7 @@
 """hardening: per-user session token
 
 Revision ID: 0003_hardening_a
-Revises: 1ec0efb5dd6b
+Revises: 0002_first_hour
 Create Date: 2026-11-30 10:00:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import core.columns  # noqa: F401
 
 revision = '0003_hardening_a'
-down_revision = '1ec0efb5dd6b'
+down_revision = '0002_first_hour'
 branch_labels = None
 depends_on = None
 

@@ -122,3 +122,19 @@ def make_lead(app: Flask) -> Callable[..., int]:
             return result.lead.id
 
     return factory
+
+
+@pytest.fixture
+def make_delivery(app: Flask) -> Callable[..., int]:
+    """Store a delivery (a stem-cell-therapy welcome email unless told otherwise); returns its id."""
+    from nurture.models import Delivery
+
+    def factory(key: str, **fields: object) -> int:
+        values = {"kind": "nurture", "campaign_slug": "stem-cell-therapy", "step_id": "welcome", "state": "pending"}
+        with app.app_context(), db.write_transaction() as s:
+            delivery = Delivery(dedupe_key=key, **(values | fields))
+            s.add(delivery)
+            s.flush()
+            return delivery.id
+
+    return factory

@@ -94,11 +94,19 @@ def _admin_urls(site: dict) -> list[str]:
 
     from leads.models import Lead
     from nurture.definitions import registry
+    from nurture.models import Delivery
 
     with site["app"].app_context():
         lead_id = db.session.scalars(select(Lead.id)).first()
         campaign = registry().get("stem-cell-therapy")
         step = campaign.steps[0].id
+        if lead_id and db.session.scalar(select(Delivery.id).where(Delivery.dedupe_key == "axe:failed")) is None:
+            # A failure to fix: the requeue buttons, the bulk form and the lead's "waiting" note are checked too.
+            failed = {"kind": "nurture", "state": "failed", "error": "too long", "error_source": "content"}
+            db.session.add(
+                Delivery(dedupe_key="axe:failed", lead_id=lead_id, campaign_slug=campaign.slug, step_id=step, **failed)
+            )
+            db.session.commit()
     urls = [
         "/admin/",
         "/admin/leads",
@@ -106,6 +114,7 @@ def _admin_urls(site: dict) -> list[str]:
         f"/admin/campaigns/{campaign.slug}",
         f"/admin/campaigns/{campaign.slug}/steps/{step}/preview",
         "/admin/deliveries",
+        f"/admin/deliveries?state=failed&campaign={campaign.slug}",
         "/admin/outbox",
         "/admin/users",
     ]

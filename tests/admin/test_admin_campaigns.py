@@ -51,11 +51,40 @@ def test_step_counts_and_rates_come_from_deliveries(staff, app, make_lead, clock
         )
     html = staff.get(f"/admin/campaigns/{SLUG}").get_data(as_text=True)
     row = html[html.index(f"1. {step.id}") :].split("</tr>")[0]
-    cells = [re.split(r"<br>|</td>", c)[0].strip() for c in row.split('<td class="num">')[1:]]
-    assert cells[:6] == ["4", "3", "2", "1", "1", "1"]  # the test send is not counted
+    cells = step_cells(row)
+    # Waiting now (the lead's enrollment is scheduled for it), sent, failed, skipped, delivered, opened...
+    assert cells[:9] == ["1", "4", "0", "0", "3", "2", "1", "1", "1"]  # the test send is not counted
     assert "75.0%" in row
     assert "50.0%" in row
     assert "25.0%" in row
+
+
+def step_cells(row: str) -> list[str]:
+    """The numbers of a step's row, in column order (a link's text counts as its cell's number)."""
+    cells = [
+        re.sub(r"<[^>]+>", "", re.split(r"<br>|</td>", c.split(">", 1)[1])[0]) for c in row.split('<td class="num')[1:]
+    ]
+    return [re.sub(r"\D.*", "", c.strip()) for c in cells]
+
+
+def test_the_campaign_page_shows_failed_and_skipped_per_step_with_a_link_to_the_failures(
+    staff, app, make_lead, make_delivery
+):
+    step = _first_step(app)
+    lead_id = make_lead()
+    for n, state in enumerate(("failed", "failed", "skipped", "unknown", "sent")):
+        make_delivery(f"f:{n}", lead_id=lead_id, step_id=step.id, state=state)
+    html = staff.get(f"/admin/campaigns/{SLUG}").get_data(as_text=True)
+    assert "Failed</th>" in html
+    assert "Waiting now</th>" in html
+    row = html[html.index(f"1. {step.id}") :].split("</tr>")[0]
+    assert step_cells(row)[1:4] == ["0", "2", "1"]  # sent (no sent_at here), failed, skipped
+    link = f"/admin/deliveries?state=failed&amp;campaign={SLUG}&amp;step={step.id}"
+    assert f'<a href="{link}">2<' in row
+    assert "1 unknown" in row
+    listed = staff.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert listed.count('<span class="badge delivery-failed">failed</span>') == 2
+    assert "Queue all 2 failed deliveries shown here again" in listed
 
 
 def test_enrollment_counts_on_the_list(staff, make_lead):

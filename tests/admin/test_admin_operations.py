@@ -13,26 +13,12 @@ from core.db import db
 from nurture.models import Delivery, WorkerHeartbeat
 
 
-def _unknown_delivery(app, make_lead) -> int:
-    lead_id = make_lead()
-    with app.app_context(), db.write_transaction() as s:
-        delivery = Delivery(
-            dedupe_key="unk:1",
-            kind="nurture",
-            lead_id=lead_id,
-            campaign_slug="stem-cell-therapy",
-            step_id="welcome",
-            state="unknown",
-            attempts=1,
-            error="worker stopped mid-send",
-        )
-        s.add(delivery)
-        s.flush()
-        return delivery.id
+def _unknown_delivery(make_delivery, make_lead) -> int:
+    return make_delivery("unk:1", lead_id=make_lead(), state="unknown", attempts=1, error="worker stopped mid-send")
 
 
-def test_unknown_deliveries_are_listed_with_the_provider_message(staff, app, make_lead):
-    delivery_id = _unknown_delivery(app, make_lead)
+def test_unknown_deliveries_are_listed_with_the_provider_message(staff, app, make_lead, make_delivery):
+    delivery_id = _unknown_delivery(make_delivery, make_lead)
     html = staff.get("/admin/deliveries?state=unknown").get_data(as_text=True)
     assert f"<td>{delivery_id}</td>" in html
     assert "worker stopped mid-send" in html
@@ -40,8 +26,8 @@ def test_unknown_deliveries_are_listed_with_the_provider_message(staff, app, mak
     assert f"<td>{delivery_id}</td>" not in staff.get("/admin/deliveries?state=failed").get_data(as_text=True)
 
 
-def test_requeue_needs_confirmation_then_is_due_now(staff, app, make_lead, clock):
-    delivery_id = _unknown_delivery(app, make_lead)
+def test_requeue_needs_confirmation_then_is_due_now(staff, app, make_lead, make_delivery, clock):
+    delivery_id = _unknown_delivery(make_delivery, make_lead)
     staff.post(f"/admin/deliveries/{delivery_id}/resolve", {"action": "requeue"})
     with app.app_context():
         assert db.session.get(Delivery, delivery_id).state == "unknown"
@@ -49,15 +35,19 @@ def test_requeue_needs_confirmation_then_is_due_now(staff, app, make_lead, clock
     with app.app_context():
         delivery = db.session.get(Delivery, delivery_id)
         assert (delivery.state, delivery.due_at) == ("pending", clock.now())
-        assert staff.email in delivery.error
-    # Only unknown deliveries can be settled this way.
+        lead_id = delivery.lead_id
+    # Who queued it is on the lead's timeline.
+    page = staff.get(f"/admin/leads/{lead_id}").get_data(as_text=True)
+    assert f"Email queued again by {staff.email} (stem-cell-therapy / welcome)" in page
+    assert "It was unknown" in page
+    # Only unknown deliveries can be marked sent.
     staff.post(f"/admin/deliveries/{delivery_id}/resolve", {"action": "sent", "confirm": "y"})
     with app.app_context():
         assert db.session.get(Delivery, delivery_id).state == "pending"
 
 
-def test_mark_unknown_as_sent(staff, app, make_lead, clock):
-    delivery_id = _unknown_delivery(app, make_lead)
+def test_mark_unknown_as_sent(staff, app, make_lead, make_delivery, clock):
+    delivery_id = _unknown_delivery(make_delivery, make_lead)
     staff.post(f"/admin/deliveries/{delivery_id}/resolve", {"action": "sent", "confirm": "y"})
     with app.app_context():
         delivery = db.session.get(Delivery, delivery_id)
@@ -142,8 +132,8 @@ def test_dashboard_funnel_and_charts(staff, app, make_lead, clock):
     assert staff.get("/admin/?days=13&campaign=nope").status_code == 200  # bad values fall back
 
 
-def test_dashboard_alerts(staff, app, make_lead, clock):
-    _unknown_delivery(app, make_lead)
+def test_dashboard_alerts(staff, app, make_lead, make_delivery, clock):
+    _unknown_delivery(make_delivery, make_lead)
     html = staff.get("/admin/").get_data(as_text=True)
     assert "No nurture worker has ever reported" in html
     assert "1 deliveries in an unknown state" in html

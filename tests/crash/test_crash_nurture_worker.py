@@ -191,7 +191,7 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
         "DATABASE_URL": database_url,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "SECRET_KEY": "crash-test-secret",
-        "SITE_URL": "http://127.0.0.1:5000",
+        "SITE_URL": "https://www.nexgenesis.example",  # the worker refuses http with MAIL_BACKEND=sendgrid
         "CLINIC_POSTAL_ADDRESS": "NexGenEsis Healthcare, 100 Example Ave, Denver, CO 80202, USA",
         "CAMPAIGNS_DIR": str(_always_open_campaigns(tmp_path / "campaigns")),
         "MAIL_BACKEND": "sendgrid",

@@ -28,5 +28,8 @@ def sendgrid_app(make_config, fake_sendgrid: FakeSendGrid) -> Iterator[Flask]:
         SENDGRID_API_KEY=fake_sendgrid.api_key,
         SENDGRID_WEBHOOK_PUBLIC_KEY=fake_sendgrid.public_key,
         SENDGRID_TIMEOUT=2.0,
+        # Real SendGrid sending needs https links (RFC 8058); the worker refuses http.
+        SITE_URL="https://www.nexgenesis.example",
+        SESSION_COOKIE_SECURE=False,
     )
     yield from fresh_app(config)

@@ -11,7 +11,7 @@ import pytest
 
 from core.db import db
 from leads.models import Lead
-from mailer.base import get_sender
+from mailer.base import SettingError, get_sender
 from mailer.compose import ComposeError, blog_links, build_message, markdown_to_text
 from mailer.senders import ConsoleSender, OutboxSender
 
@@ -83,10 +83,13 @@ def test_a_name_cannot_inject_links_or_html(app):
     assert "[win](http://evil.example)" in message.text
 
 
-def test_marketing_email_needs_the_postal_address(app):
+def test_marketing_email_needs_the_postal_address_a_setting_not_a_content_error(app):
     app.config["CLINIC_POSTAL_ADDRESS"] = ""
-    with app.app_context(), pytest.raises(ComposeError, match="CLINIC_POSTAL_ADDRESS"):
+    with app.app_context(), pytest.raises(SettingError, match=r"^CLINIC_POSTAL_ADDRESS: is not set") as caught:
         build(make_lead())
+    # Not a ComposeError: a setting pauses sending instead of failing the delivery.
+    assert not isinstance(caught.value, ComposeError)
+    assert caught.value.setting == "CLINIC_POSTAL_ADDRESS"
 
 
 def test_an_unknown_variable_is_an_error_naming_it(app):
@@ -144,11 +147,13 @@ def test_outbox_writes_one_eml_per_message_in_time_order(app, tmp_path):
     assert [part.get_content_type() for part in first.iter_parts()] == ["text/plain", "text/html"]
 
 
-def test_console_logs_headers_but_never_bodies(app, caplog):
+def test_console_logs_ids_and_header_names_but_no_address_name_subject_or_link(app, caplog):
     with app.app_context():
         message = build(make_lead(), markdown="Secret body sentence.")
         with caplog.at_level(logging.INFO, logger="mailer.senders"):
             ConsoleSender().send(message)
-    assert "Hello Dana" in caplog.text
+    assert '"delivery_id": "12"' in caplog.text
     assert "List-Unsubscribe" in caplog.text
-    assert "Secret body sentence" not in caplog.text
+    token = message.headers["List-Unsubscribe"].strip("<>").rsplit("/", 1)[-1]
+    for secret in ("Secret body sentence", "dana@example.com", "Dana", message.subject, token):
+        assert secret not in caplog.text

@@ -84,7 +84,7 @@ def test_signup_and_tick_send_one_valid_request_without_health_details(sendgrid_
     assert "<html" in html
     assert "style=" in html  # CSS inlined
     headers = body["headers"]
-    assert headers["List-Unsubscribe"].startswith("<http://127.0.0.1:5000/unsubscribe/")
+    assert headers["List-Unsubscribe"].startswith("<https://www.nexgenesis.example/unsubscribe/")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "stem-cell-therapy." in headers["List-Id"]
     token_url = headers["List-Unsubscribe"].strip("<>")

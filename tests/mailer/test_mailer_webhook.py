@@ -265,6 +265,7 @@ def vector_app(make_config, fake_sendgrid):
             SENDGRID_API_KEY=fake_sendgrid.api_key,
             SENDGRID_WEBHOOK_PUBLIC_KEY=SENDGRID_VECTOR_KEY,
             SENDGRID_TIMEOUT=2.0,
+            SITE_URL="https://clinic.example",
         )
     )
 

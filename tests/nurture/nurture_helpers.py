@@ -32,6 +32,21 @@ class RecordingSender:
         return Counter((m.to, m.custom_args.get("step")) for m in self.messages)
 
 
+class FlakySender(RecordingSender):
+    """Raises the queued errors first, then sends."""
+
+    def __init__(self, *errors: Exception) -> None:
+        super().__init__()
+        self.errors = list(errors)
+        self.calls = 0
+
+    def send(self, message: Message) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return super().send(message)
+
+
 def use_sender(app: Flask, sender: object) -> object:
     """Swap the app's sender (the interface chosen by config) for this test."""
     app.extensions["mail_sender"] = sender

@@ -168,3 +168,15 @@ def test_simulate_refuses_bad_input(runner):
     bad_tz = runner.invoke(args=["campaigns", "simulate", "stem-cell-therapy", "--tz", "Mars/Base"])
     assert bad_tz.exit_code != 0
     assert "not a time zone" in bad_tz.output
+
+
+def test_every_shipped_campaign_answers_at_once_and_validate_warns_when_one_waits(runner, broken):
+    result = runner.invoke(args=["campaigns", "validate"])
+    assert "warning" not in result.output  # every shipped first email has any_time: true
+    edit(broken / "prp-knee-osteoarthritis" / "campaign.yaml", "    any_time: true\n", "")
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert result.exit_code == 0, result.output  # allowed, but said
+    [line] = [line for line in result.output.splitlines() if "warning" in line and "campaign.yaml" in line]
+    assert line.startswith(str(broken / "prp-knee-osteoarthritis" / "campaign.yaml") + ": steps[0].any_time: warning:")
+    assert "waits for the send window (mon, tue, wed, thu, fri 09:00-17:00)" in line
+    assert result.output.strip().endswith("2 campaigns OK (1 warning(s) above)")

@@ -16,7 +16,15 @@ from mailer.base import AuthError, PermanentError, TemporaryError
 from mailer.models import Suppression, email_hash
 from nurture.dispatch import resume_provider, tick
 from nurture.models import CampaignState, Delivery, WorkerHeartbeat
-from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
+from tests.nurture.nurture_helpers import (
+    FlakySender,
+    RecordingSender,
+    deliveries,
+    enrollment_of,
+    run_tick,
+    signup,
+    use_sender,
+)
 
 
 @pytest.fixture
@@ -154,21 +162,6 @@ def test_paused_campaign_waits_then_resumes(app, sender):
         session.get(CampaignState, "stem-cell-therapy").paused = False
     run_tick(app)
     assert len(sender.messages) == 1
-
-
-class FlakySender(RecordingSender):
-    """Raises the queued errors first, then sends."""
-
-    def __init__(self, *errors: Exception) -> None:
-        super().__init__()
-        self.errors = list(errors)
-        self.calls = 0
-
-    def send(self, message):
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return super().send(message)
 
 
 def test_temporary_error_retries_later_and_sends_once(app, clock):

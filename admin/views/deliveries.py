@@ -13,6 +13,7 @@ from core.db import db
 from nurture.models import DELIVERY_STATES, Delivery
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000
 
 
 @bp.get("/deliveries")
@@ -24,10 +25,14 @@ def deliveries() -> str:
         page = max(1, int(request.args.get("page", 1)))
     except ValueError:
         page = 1
+    if page > MAX_PAGE:
+        abort(404)  # an offset past what the database can count
     stmt = select(Delivery)
     if state:
         stmt = stmt.where(Delivery.state == state)
     total = db.session.scalar(select(func.count()).select_from(stmt.with_only_columns(Delivery.id).subquery())) or 0
+    if page > 1 and (page - 1) * PER_PAGE >= total:
+        abort(404)
     rows = list(db.session.scalars(stmt.order_by(Delivery.id.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
     counts = dict(db.session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
     return render_template(

@@ -48,11 +48,11 @@ def _get_lead(lead_id: int) -> Lead:
 
 
 @bp.get("/leads")
-def leads() -> str:
+def leads() -> str | tuple[str, int]:
     """The leads table: new leads nobody has contacted come first, longest waiting at the top."""
     f = LeadFilter.from_args(request.args)
     page = lead_page(db.session, f, _tz())
-    return render_template(
+    html = render_template(
         "admin/leads.html",
         f=f,
         page=page,
@@ -63,6 +63,8 @@ def leads() -> str:
         choices=filter_choices(db.session),
         moment=now(),
     )
+    # The page still lists leads (without the bad values), but the request itself was wrong.
+    return (html, 400) if f.errors else html
 
 
 def _csv_cell(value: object) -> str:
@@ -77,6 +79,9 @@ def _csv_cell(value: object) -> str:
 def leads_csv() -> Response:
     """The filtered leads as CSV (the same filter code as the table)."""
     f = LeadFilter.from_args(request.args)
+    if f.errors:
+        # An export without the filter the user asked for would look right and be wrong.
+        return Response("\n".join(f.errors) + "\n", status=400, mimetype="text/plain")
     tz = _tz()
     current_app.logger.info("leads CSV export by user=%s", current_user.id)
 

@@ -449,6 +449,25 @@ def load_campaigns(root: Path | str, blog_dir: Path | str | None = None) -> tupl
     return campaigns, problems
 
 
+def provider_warnings(campaigns: dict[str, Campaign]) -> list[str]:
+    """Steps only some areas of interest receive: the email's content tells the email provider each reader's interest.
+
+    The provider only sees opaque ids for campaigns and steps, but it reads every email it sends.
+    """
+    warnings = []
+    for campaign in campaigns.values():
+        label = _rel(campaign.directory / "campaign.yaml")
+        for step in campaign.steps:
+            if step.interests:
+                areas = ", ".join(step.interests)
+                warnings.append(
+                    f"{label}: steps[{step.index}].when: warning: only leads interested in {areas} get this email, "
+                    f"so its content tells the email provider (which reads every email it sends) that each reader "
+                    f"chose {areas}; write it so any reader could receive it, or accept that the provider learns this"
+                )
+    return warnings
+
+
 class CampaignRegistry:
     """The campaigns the app serves, loaded once at start-up."""
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from core import signals
 from core.clock import now
+from core.text import strip_bidi
 from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING, PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION
 from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Consent, Lead, Note, StatusChange, Submission
 
@@ -57,14 +58,29 @@ class CaptureResult:
     consented: bool
 
 
+class UnsendableEmail(ValueError):
+    """A well-formed address no mail system we use can deliver to; str() tells the visitor what to do."""
+
+
 def normalize_email(raw: str) -> str:
-    """A syntactically valid address, lowercased; raises ValueError with a readable reason otherwise."""
+    """A valid address in ASCII (IDNA) form, lowercased; raises ValueError with a readable reason otherwise.
+
+    An internationalised domain (user@exämple.com) is kept as its ASCII form (user@xn--exmple-cua.com), which
+    every sender and header can carry. Letters outside ASCII before the @ need SMTPUTF8, which SendGrid does
+    not offer, so such an address is refused with UnsendableEmail.
+    """
+    text = (raw or "").strip()
     try:
-        result = validate_email((raw or "").strip(), check_deliverability=False)
+        result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
+    if result.ascii_email is None:
+        raise UnsendableEmail(
+            "We cannot send email to an address with accents or non-Latin letters before the @; "
+            "please use another address."
+        )
     # Mailboxes are case-insensitive in practice; one person must never become two leads.
-    normalized = result.normalized.lower()
+    normalized = result.ascii_email.lower()
     if len(normalized) > LIMITS["email"]:
         raise ValueError("The email address is too long.")
     return normalized
@@ -100,7 +116,8 @@ def timezone_for_phone(e164: str | None) -> str | None:
 
 
 def _clip(value: Any, limit: int) -> str | None:
-    text = str(value).strip() if value is not None else ""
+    # Bidirectional overrides would reverse how a name or tag reads in the admin, a CSV or an email subject.
+    text = strip_bidi(str(value)).strip() if value is not None else ""
     return text[:limit] or None
 
 
@@ -191,7 +208,7 @@ def prepare_signup(data: Mapping[str, Any], meta: Mapping[str, Any]) -> Signup:
         phone=phone,
         interest=data.get("interest") if data.get("interest") in INTERESTS else None,
         preferred_contact=preferred if preferred in CONTACT_METHODS else "email",
-        message=(str(data.get("message") or "").strip()[:MESSAGE_MAX]) or None,
+        message=(strip_bidi(str(data.get("message") or "")).strip()[:MESSAGE_MAX]) or None,
         consented=bool(data.get("email_consent")),
         privacy_ack=bool(data.get("privacy_ack", True)),
         timezone=valid_timezone(data.get("timezone")) or timezone_for_phone(phone),

@@ -25,6 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
 from core import markdown as core_markdown
+from core.text import strip_bidi
 from mailer.base import Message, PermanentError
 from mailer.tokens import unsubscribe_url
 
@@ -555,7 +556,8 @@ def _inliner() -> css_inline.CSSInliner:
 def email_context(lead: Any = None, campaign: Any = None) -> dict[str, Any]:
     """The variables an email may use: names and clinic facts only, never health details."""
     config = current_app.config
-    first_name = (getattr(lead, "first_name", None) or "").strip() if lead is not None else ""
+    # Names are cleaned at capture; rows stored before that may still hold bidirectional overrides.
+    first_name = strip_bidi(getattr(lead, "first_name", None) or "").strip() if lead is not None else ""
     landing = f"{config['SITE_URL']}/{campaign.slug}" if campaign is not None else config["SITE_URL"]
     return {
         "first_name": first_name or "there",

@@ -17,6 +17,7 @@ from admin.queries import SORTS, LeadFilter, filter_choices, iter_filtered, lead
 from admin.services import gdpr_json, mark_contacted, timeline
 from core.clock import now
 from core.db import db
+from core.text import strip_bidi
 from leads.models import INTERESTS, STATUSES, Lead
 from nurture.models import Enrollment
 
@@ -69,7 +70,7 @@ def leads() -> str | tuple[str, int]:
 
 def _csv_cell(value: object) -> str:
     """A cell a spreadsheet will not run as a formula."""
-    text = "" if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+    text = "" if value is None else (value.isoformat() if hasattr(value, "isoformat") else strip_bidi(str(value)))
     if text and (text[0] in "=@\t\r" or (text[0] in "+-" and not text[1:].replace(" ", "").isdigit())):
         return "'" + text
     return text

@@ -277,13 +277,9 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         lead = session.scalars(
             select(Lead).where(Lead.email == signup.email).execution_options(populate_existing=True)
         ).one()
-        # A repeat signup refreshes what the person told us; blanks never wipe earlier answers.
-        lead.first_name = signup.first_name or lead.first_name
-        lead.last_name = signup.last_name or lead.last_name
-        lead.phone = signup.phone or lead.phone
-        lead.interest = signup.interest or lead.interest
-        lead.preferred_contact = signup.preferred_contact
-        lead.timezone = signup.timezone or lead.timezone
+        # Anyone can type someone else's address: a repeat signup never changes the lead's details. Its answers
+        # stay on the submission, and staff accept them on the lead's page when they are the person's own.
+        lead.timezone = lead.timezone or signup.timezone
         lead.updated_at = moment
         if signup.consented:
             # An unticked box on a later visit is not a withdrawal; withdrawing goes through unsubscribe.
@@ -297,6 +293,11 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         "user_agent": signup.user_agent,
         "interest": signup.interest,
         "preferred_contact": signup.preferred_contact,
+        "first_name": signup.first_name,
+        "last_name": signup.last_name,
+        "phone": signup.phone,
+        "details_accepted_at": None,
+        "details_accepted_by_id": None,
         "message": signup.message,
         "email_consent": signup.consented,
         "created_at": moment,
@@ -332,6 +333,55 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         consented=signup.consented,
     )
     return CaptureResult(lead=lead, submission=submission, created=created, consented=signup.consented)
+
+
+# What a repeat request may give differently from the lead's record, in the order staff read them.
+DETAIL_FIELDS = ("first_name", "last_name", "phone", "preferred_contact", "interest")
+CONTACT_DETAIL_FIELDS = DETAIL_FIELDS[:4]
+
+
+def detail_differences(lead: Lead, submission: Submission) -> dict[str, tuple[str | None, str]]:
+    """{field: (the lead's value, the submission's)} for each answer given differently; blanks never differ."""
+    if lead.erased_at:
+        return {}
+    differences = {}
+    for name in DETAIL_FIELDS:
+        given = getattr(submission, name)
+        if given and given != getattr(lead, name):
+            differences[name] = (getattr(lead, name), given)
+    return differences
+
+
+def pending_details(session: Session, lead: Lead) -> list[tuple[Submission, dict[str, tuple[str | None, str]]]]:
+    """Requests newer than the last accepted one whose answers differ from the lead's details, newest first."""
+    of_lead = Submission.lead_id == lead.id
+    accepted_ids = select(func.max(Submission.id)).where(of_lead, Submission.details_accepted_at.is_not(None))
+    accepted = session.scalar(accepted_ids)
+    stmt = select(Submission).where(of_lead, Submission.id > (accepted or 0))
+    found = []
+    for submission in session.scalars(stmt.order_by(Submission.id.desc())):
+        differences = detail_differences(lead, submission)
+        if differences:
+            found.append((submission, differences))
+    return found
+
+
+def accept_details(session: Session, lead: Lead, submission: Submission, user: Any) -> list[str]:
+    """Give the lead the details a request of theirs gave, recording who accepted them; returns the fields changed."""
+    if submission.lead_id != lead.id:
+        raise ValueError("this request belongs to another lead")
+    differences = detail_differences(lead, submission)
+    moment = now()
+    for name, (_, given) in differences.items():
+        setattr(lead, name, given)
+    if "phone" in differences:
+        lead.timezone = timezone_for_phone(lead.phone) or lead.timezone
+    lead.updated_at = moment
+    submission.details_accepted_at = moment
+    submission.details_accepted_by_id = getattr(user, "id", None)
+    session.flush()
+    log.info("lead %s took the details of submission %s (%s)", lead.id, submission.id, ", ".join(differences))
+    return list(differences)
 
 
 def change_status(session: Session, lead: Lead, new_status: str, *, source: str, user: Any = None) -> bool:
@@ -440,7 +490,9 @@ def erase_lead(session: Session, lead: Lead) -> None:
     session.execute(
         update(Submission)
         .where(Submission.lead_id == lead.id)
-        .values(message=None, referrer=None, user_agent=None, utm_term=None)
+        .values(
+            message=None, referrer=None, user_agent=None, utm_term=None, first_name=None, last_name=None, phone=None
+        )
     )
     lead.email = None
     lead.first_name = None

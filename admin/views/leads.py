@@ -18,7 +18,7 @@ from admin.services import gdpr_json, mark_contacted, timeline
 from core.clock import now
 from core.db import db
 from core.text import strip_bidi
-from leads.models import INTERESTS, STATUSES, Lead
+from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Lead, Submission
 from nurture.models import Enrollment
 
 CSV_COLUMNS = (
@@ -35,6 +35,15 @@ CSV_COLUMNS = (
     "email_opt_in",
     "contacted_at",
 )
+
+
+DETAIL_LABELS = {
+    "first_name": "First name",
+    "last_name": "Last name",
+    "phone": "Phone",
+    "preferred_contact": "Contact preference",
+    "interest": "Interest",
+}
 
 
 def _tz() -> str:
@@ -108,7 +117,9 @@ def leads_csv() -> Response:
 
 @bp.get("/leads/<int:lead_id>")
 def lead_detail(lead_id: int) -> str:
-    """A lead's details, timeline and actions."""
+    """A lead's details, timeline and actions; details a repeat request gave differently wait to be accepted."""
+    from leads.services import pending_details
+
     lead = _get_lead(lead_id)
     enrollments = list(db.session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)))
     contacted_by = db.session.get(User, lead.contacted_by_id) if lead.contacted_by_id else None
@@ -124,8 +135,29 @@ def lead_detail(lead_id: int) -> str:
         action_form=ActionForm(),
         status_labels=STATUS_LABELS,
         interests=INTERESTS,
+        contact_methods=CONTACT_METHODS,
+        detail_labels=DETAIL_LABELS,
+        pending=pending_details(db.session, lead),
         moment=now(),
     )
+
+
+@bp.post("/leads/<int:lead_id>/submissions/<int:submission_id>/accept")
+def lead_accept_details(lead_id: int, submission_id: int) -> Response:
+    """Make the details a later request gave (name, phone, contact preference, interest) the lead's own; recorded."""
+    from leads.services import accept_details
+
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db.write_transaction() as s:
+        lead = s.get(Lead, lead_id)
+        submission = s.get(Submission, submission_id)
+        if lead is None or lead.erased_at or submission is None or submission.lead_id != lead.id:
+            abort(404)
+        changed = accept_details(s, lead, submission, current_user._get_current_object())
+    labels = ", ".join(DETAIL_LABELS[name].lower() for name in changed)
+    flash(f"Details accepted: {labels}." if changed else "Nothing differed: the details stay as they are.", "success")
+    return redirect(url_for("admin.lead_detail", lead_id=lead_id))
 
 
 @bp.post("/leads/<int:lead_id>/status")

@@ -138,3 +138,40 @@ def test_the_front_desk_alert_subject_has_no_override_from_an_old_row(app, make_
     assert "Evelyn" in str(alert["Subject"])
     assert RLO not in str(alert["Subject"])
     assert RLO not in alert.get_body(("plain",)).get_content()
+
+
+def test_the_migration_cleans_rows_stored_before(tmp_path):
+    """Addresses with a Unicode domain become ASCII (unless that is another lead's), names lose overrides."""
+    from sqlalchemy import text
+
+    from app import load_models
+    from core.db import make_engine, upgrade
+
+    load_models()
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "1ec0efb5dd6b")
+    now = "2026-11-01 10:00:00"
+    rows = [
+        {"email": "ana@exämple.com", "first_name": f"Ana{RLO}", "last_name": f"{RLO}Ruiz"},
+        {"email": "bo@exämple.com", "first_name": "Bo", "last_name": None},
+        {"email": "bo@xn--exmple-cua.com", "first_name": "Bo", "last_name": None},
+    ]
+    with engine.begin() as conn:
+        for row in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO leads (email, first_name, last_name, preferred_contact, status, source, email_opt_in,"
+                    " created_at, updated_at) VALUES (:email, :first_name, :last_name, 'email', 'new', 'direct', 0,"
+                    " :now, :now)"
+                ),
+                {**row, "now": now},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT email, first_name, last_name FROM leads ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [
+        ("ana@xn--exmple-cua.com", "Ana", "Ruiz"),
+        ("bo@exämple.com", "Bo", None),  # its ASCII form is another lead's: senders convert it when they send
+        ("bo@xn--exmple-cua.com", "Bo", None),
+    ]

@@ -46,6 +46,7 @@ LIMITS = {
 }
 MESSAGE_MAX = 2000
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+ERASED_SOURCE = "(erased)"
 
 
 @dataclass
@@ -491,7 +492,14 @@ def erase_lead(session: Session, lead: Lead) -> None:
         update(Submission)
         .where(Submission.lead_id == lead.id)
         .values(
-            message=None, referrer=None, user_agent=None, utm_term=None, first_name=None, last_name=None, phone=None
+            message=None,
+            referrer=None,
+            user_agent=None,
+            first_name=None,
+            last_name=None,
+            phone=None,
+            # UTM tags are whatever the visitor's link said: free text that may name them.
+            **dict.fromkeys(UTM_FIELDS),
         )
     )
     lead.email = None
@@ -499,8 +507,11 @@ def erase_lead(session: Session, lead: Lead) -> None:
     lead.last_name = None
     lead.phone = None
     lead.timezone = None
+    # The source came from the visitor's link or referrer: only the fixed "direct" says nothing about them.
+    lead.source = "direct" if lead.source == "direct" else ERASED_SOURCE
     lead.email_opt_in = False
     lead.erased_at = moment
     lead.updated_at = moment
     session.flush()
+    signals.lead_erased.send(current_app._get_current_object(), session=session, lead=lead, email=email)
     log.info("lead %s erased", lead.id)

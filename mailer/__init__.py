@@ -8,9 +8,10 @@ from mailer.base import register_composer
 
 
 def init_app(app: Flask) -> None:
-    """Install the sender, the nurture composer, and the unsubscribe and webhook views."""
+    """Install the sender, the nurture composer, the unsubscribe and webhook views, and the outbox's erasure."""
+    from core import signals
     from core.extensions import csrf
-    from mailer import views
+    from mailer import outbox, views
     from mailer.compose import compose_nurture_delivery
     from mailer.senders import make_sender
 
@@ -20,3 +21,4 @@ def init_app(app: Flask) -> None:
     csrf.exempt(views.unsubscribe)
     csrf.exempt(views.sendgrid_events)
     app.register_blueprint(views.bp)
+    signals.lead_erased.connect(outbox.on_lead_erased, weak=False)

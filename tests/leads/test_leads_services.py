@@ -192,7 +192,8 @@ def test_erase_leaves_no_trace_of_email_or_name_in_any_table(app):
     from mailer.models import ProviderEvent, Suppression, email_hash
     from nurture.models import Delivery, Enrollment
 
-    lead = capture().lead
+    # UTM tags are the visitor's free text: a link may carry their name.
+    lead = capture(meta={**META, "utm_campaign": "zebulon-fans", "utm_content": "Quillfeather"}).lead
     capture({**DATA, "first_name": "Zebulon", "message": "Still hurts"})
     other = capture(
         {
@@ -257,6 +258,7 @@ def test_erase_leaves_no_trace_of_email_or_name_in_any_table(app):
     erased = db.session.get(Lead, lead.id)
     assert erased.erased_at is not None
     assert erased.display_name == f"Erased lead #{lead.id}"
+    assert erased.source == "(erased)"  # was "google", from the visitor's link
     # Anonymous counts survive: the lead row, its submissions with their source and consents.
     assert db.session.scalar(select(func.count()).select_from(Submission).where(Submission.lead_id == lead.id)) == 2
     assert db.session.scalar(select(func.count()).select_from(Consent).where(Consent.lead_id == lead.id)) == 4

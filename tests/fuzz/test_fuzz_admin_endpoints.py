@@ -14,6 +14,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
+from werkzeug.routing import IntegerConverter
 
 from app import create_app
 from core.db import db
@@ -102,7 +103,7 @@ def _path(rule, data) -> str:
     """The rule with each argument drawn: ids around and far past real rows, slugs, random text."""
     path = rule.rule
     for name, converter in rule._converters.items():
-        if type(converter).__name__ == "IdConverter" or "Integer" in type(converter).__name__:
+        if isinstance(converter, IntegerConverter):
             part = str(data.draw(path_ids, label=name))
         else:
             part = quote(data.draw(path_texts, label=name), safe="")

@@ -21,8 +21,8 @@ def test_the_lead_page_shows_what_a_repeat_request_gave_differently_and_acceptin
     clock.advance(hours=1)
     assert make_lead(first_name="Mallory", phone="+13035550142", interest="hip") == lead_id
     html = staff.get(f"/admin/leads/{lead_id}").get_data(as_text=True)
-    assert "Details differ in the request of" in html
-    section = html[html.index("Details differ in the request of") : html.index("Accept these details")]
+    assert "Details differ from the record" in html
+    section = html[html.index("Details differ from the record") : html.index("Accept these details")]
     assert re.search(r"First name</th><td>Dana</td><td>Mallory</td>", section)
     assert re.search(r"Phone</th><td>\+13035550123</td><td>\+13035550142</td>", section)
     assert re.search(r"Interest</th><td>Knee</td><td>Hip</td>", section)

@@ -109,7 +109,7 @@ class ConsoleSender:
         message_id = make_msgid(domain="console.invalid").strip("<>")
         log.info(
             "mail to=%s subject=%r headers=%s categories=%s custom_args=%s id=%s",
-            message.to,
+            ascii_address(message.to),
             message.subject,
             json.dumps(message.headers, sort_keys=True),
             ",".join(message.categories),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Flask, request
+from flask import Flask, render_template, request
 from werkzeug.wrappers import Response
 
 from admin.models import User
@@ -24,10 +24,16 @@ def load_user(session_id: str) -> User | None:
     return user
 
 
+def _holds_nul() -> bool:
+    """Whether a query or form name or value holds a NUL character."""
+    pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    return any("\x00" in name or "\x00" in value for name, value in pairs)
+
+
 def init_app(app: Flask) -> None:
     """Register the admin blueprint, the `flask users` and `flask demo` commands and the test-send composer."""
     from admin import cli, views  # noqa: F401 - importing the views registers their routes
-    from admin.blueprint import bp, endpoint_for_path, guard_admin_path, has_endpoint
+    from admin.blueprint import PUBLIC_ENDPOINTS, bp, endpoint_for_path, guard_admin_path, has_endpoint
     from admin.views.campaigns import compose_test_delivery
     from mailer.base import register_composer
 
@@ -35,6 +41,14 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli.users_cli)
     app.cli.add_command(cli.demo_cli)
     register_composer(app, "test", compose_test_delivery)
+
+    @app.before_request
+    def _refuse_nul() -> Response | None:
+        # PostgreSQL refuses NUL in text: a pasted value holding one must be a 400, never a failed query.
+        if request.path.startswith("/admin/") and request.endpoint not in PUBLIC_ENDPOINTS and _holds_nul():
+            message = "A value you sent holds a NUL character (often from pasted text). Remove it and try again."
+            return Response(render_template("errors/error.html", title="Bad request", message=message, code=400), 400)
+        return None
 
     @app.before_request
     def _guard_other_admin_pages() -> Response | None:

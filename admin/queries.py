@@ -26,6 +26,7 @@ SORTS = {
     "status": "Status",
 }
 BOOKED_STATUSES = ("booked", "patient")
+FIRST_YEAR, LAST_YEAR = 1900, 2999  # dates a filter accepts
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,17 @@ class LeadFilter:
             value = (args.get(name) or "").strip()
             if not value:
                 return None
+            label = name.replace("_", " ").capitalize()
             try:
-                return date.fromisoformat(value)
+                parsed = date.fromisoformat(value)
             except ValueError:
-                errors.append(f"{name.replace('_', ' ').capitalize()} {value[:20]!r} is not a date (use YYYY-MM-DD).")
+                errors.append(f"{label} {value[:20]!r} is not a date (use YYYY-MM-DD).")
                 return None
+            if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+                # Day arithmetic and time-zone shifts at the calendar's ends overflow.
+                errors.append(f"{label} {value[:20]!r} is out of range (use a year from {FIRST_YEAR} to {LAST_YEAR}).")
+                return None
+            return parsed
 
         try:
             page = max(1, min(int(args.get("page") or 1), 1_000_000))

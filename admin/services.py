@@ -63,6 +63,11 @@ def timeline(session: Session, lead: Lead) -> list[TimelineEntry]:
             details.append(f"Referrer {sub.referrer}")
         details.append("Agreed to emails" if sub.email_consent else "No email consent")
         entries.append(TimelineEntry(sub.created_at, "submission", "Asked for a consultation", details))
+        if sub.details_accepted_at:
+            who = users.get(sub.details_accepted_by_id, "staff") if sub.details_accepted_by_id else "staff"
+            entries.append(
+                TimelineEntry(sub.details_accepted_at, "details", "Details of a repeat request accepted", [f"By {who}"])
+            )
     for c in session.scalars(select(Consent).where(Consent.lead_id == lead.id)):
         verb = "granted" if c.granted else "withdrawn"
         entries.append(

@@ -14,9 +14,12 @@ from alerts.services import DIGEST_REASON, INTAKE_REASON, admin_lead_url, first_
 from core import frontmatter
 from core.db import db
 from leads.models import CONTACT_METHODS, Lead, Submission
+from leads.services import CONTACT_DETAIL_FIELDS, detail_differences
 from mailer.base import Message
 from mailer.compose import ComposeError, build_message
 
+# Field names only: an alert never carries the values (no phone, no email), nor anything about the interest.
+DIFFER_LABELS = {"first_name": "name", "last_name": "name", "phone": "phone", "preferred_contact": "contact preference"}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 
 
@@ -78,10 +81,14 @@ def compose_intake_alert(delivery: Any) -> Message:
         raise ComposeError(f"intake alert #{delivery.id}: the lead no longer exists")
     repeat = submission is not None and first_submission_id(session, lead.id) != submission.id
     first_name = digest_mod.first_name(lead)
-    method = (submission.preferred_contact if submission is not None else None) or lead.preferred_contact
+    # The lead's own details, not what a repeat request typed: anyone can send the form with someone's email.
+    method = lead.preferred_contact
+    differing = detail_differences(lead, submission) if repeat and submission is not None else {}
+    differ = list(dict.fromkeys(DIFFER_LABELS[name] for name in CONTACT_DETAIL_FIELDS if name in differing))
     landing = (submission.landing_slug if submission is not None else None) or lead.landing_slug or "(none)"
     context = {
-        "kind_label": "Repeat request" if repeat else "New lead",
+        "kind_label": ("Repeat request, details differ" if differ else "Repeat request") if repeat else "New lead",
+        "details_differ": ", ".join(differ),
         "first_name": first_name,
         "preferred_contact": CONTACT_METHODS.get(method or "", method or "not given"),
         "landing_page": landing,

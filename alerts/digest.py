@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core.clock import now
 from core.db import db
+from core.text import strip_bidi
 
 DIGEST_LIST_LIMIT = 50
 
@@ -82,7 +83,8 @@ def first_name(lead: object) -> str:
     """The name staff see in alerts: the first name only, or a placeholder once erased or blank."""
     if getattr(lead, "erased_at", None):
         return f"Erased lead #{lead.id}"
-    return (getattr(lead, "first_name", None) or "").strip() or f"Lead #{lead.id}"
+    # Names are cleaned at capture; rows stored before that may still hold bidirectional overrides.
+    return strip_bidi(getattr(lead, "first_name", None) or "").strip() or f"Lead #{lead.id}"
 
 
 def summarize(day: date, tz: ZoneInfo) -> DigestSummary:

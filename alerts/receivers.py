@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import select
 
-from alerts.services import record_intake_alerts, record_webhook_event
+from alerts.services import admin_lead_path, record_intake_alerts, record_webhook_event
 from core import signals
 
 
@@ -37,8 +39,24 @@ def on_lead_unsubscribed(sender: Flask, *, session: Any, lead: Any, reason: str,
     record_webhook_event(session, "lead.unsubscribed", lead, {"reason": reason, "unsubscribed_via": source}, app=sender)
 
 
+def on_lead_erased(sender: Flask, *, session: Any, lead: Any, **_: Any) -> None:
+    """Digests name many leads: the outbox's copies of those sent since the lead signed up that list it go too."""
+    from mailer.outbox import erase_copies
+    from nurture.models import Delivery
+
+    ids = session.scalars(
+        select(Delivery.provider_message_id).where(
+            Delivery.kind == "digest", Delivery.created_at >= lead.created_at, Delivery.provider_message_id.is_not(None)
+        )
+    ).all()
+    # The lead's admin link, not its name: the name is already gone, and it could match other leads' lines.
+    mentions = re.compile(re.escape(admin_lead_path(lead.id, sender)) + r"(?!\d)")
+    erase_copies(sender.config["OUTBOX_DIR"], message_ids=ids, containing=mentions)
+
+
 def connect() -> None:
     """Subscribe to the domain signals; idempotent (blinker keeps one entry per receiver)."""
     signals.lead_captured.connect(on_lead_captured, weak=False)
     signals.lead_status_changed.connect(on_lead_status_changed, weak=False)
     signals.lead_unsubscribed.connect(on_lead_unsubscribed, weak=False)
+    signals.lead_erased.connect(on_lead_erased, weak=False)

@@ -37,7 +37,10 @@ def bookings() -> tuple[Response, int]:
 
     if not _authorized():
         return _error(401, "Missing or wrong bearer token.")
-    payload = request.get_json(silent=True, force=True)
+    try:
+        payload = request.get_json(silent=True, force=True)
+    except RecursionError:  # "[[[[...]]]]" nested past the parser's depth; silent=True only covers ValueError
+        payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("email"), str) or not payload["email"].strip():
         return _error(400, 'Send JSON like {"email": "jane@example.com"}.')
     email = payload["email"].strip()[:320]

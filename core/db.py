@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -12,6 +13,7 @@ from flask.cli import AppGroup
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from werkzeug.routing import IntegerConverter, Map
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -21,8 +23,18 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+# The largest id a BigId column holds on PostgreSQL (BIGINT); SQLite's INTEGER has the same bound.
+MAX_ID = 2**63 - 1
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15000
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in routes, bounded by the database: a number past any row's id is no route (404), not a crash."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 class Base(DeclarativeBase):
@@ -92,6 +104,8 @@ class Database:
         self.engine = make_engine(url)
         self.factory.configure(bind=self.engine)
         app.extensions["db"] = self
+        # Before any blueprint adds its routes: ids in URLs are database ids.
+        app.url_map.converters["int"] = IdConverter
 
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:

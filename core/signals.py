@@ -21,3 +21,7 @@ lead_unsubscribed = _events.signal("lead-unsubscribed")
 
 #: A lead confirmed a double opt-in. kwargs: session, lead, enrollment.
 lead_confirmed = _events.signal("lead-confirmed")
+
+#: A lead's personal data was erased (its rows are already cleared). kwargs: session, lead, email (the address it
+#: had, or None). Receivers remove copies kept outside the database; they may run before the commit.
+lead_erased = _events.signal("lead-erased")

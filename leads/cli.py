@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.db import db
+from core.text import strip_bidi
 from leads import services
 from leads.consent import EMAIL_MARKETING
 from leads.models import Consent, Lead, Submission
@@ -46,7 +47,7 @@ def safe_cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text: formulas get a leading quote."""
     if value is None:
         return ""
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    text = value.isoformat() if hasattr(value, "isoformat") else strip_bidi(str(value))
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 

@@ -14,6 +14,7 @@ from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectFie
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from core.clock import now
+from core.text import strip_bidi
 from leads import services
 from leads.consent import email_consent_text, privacy_notice_text
 from leads.models import CONTACT_METHODS, INTERESTS
@@ -26,17 +27,17 @@ TIMESTAMP_SALT = "leads.signup-form-started"
 
 
 def single_line(value: Any) -> Any:
-    """Strip control characters and surrounding space from a one-line value."""
+    """Strip control and bidirectional-override characters and surrounding space from a one-line value."""
     if not isinstance(value, str):
         return value
-    return _CONTROL.sub(" ", value).strip()
+    return _CONTROL.sub(" ", strip_bidi(value)).strip()
 
 
 def multi_line(value: Any) -> Any:
-    """Strip control characters except newlines and tabs; normalize line endings."""
+    """Strip control characters except newlines and tabs, and bidirectional overrides; normalize line endings."""
     if not isinstance(value, str):
         return value
-    return _CONTROL_MULTILINE.sub("", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    return _CONTROL_MULTILINE.sub("", strip_bidi(value).replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
 def capped(limit: int) -> Any:
@@ -158,6 +159,8 @@ class SignupForm(FlaskForm):
         """A well-formed address, normalized; deliverability is not checked (no network on submit)."""
         try:
             field.data = services.normalize_email(field.data or "")
+        except services.UnsendableEmail as exc:
+            raise ValidationError(str(exc)) from None
         except ValueError:
             raise ValidationError("Enter an email address like name@example.com.") from None
 

@@ -80,6 +80,12 @@ class Submission(Base):
     user_agent: Mapped[str | None] = mapped_column(String(500))
     interest: Mapped[str | None] = mapped_column(String(16))
     preferred_contact: Mapped[str | None] = mapped_column(String(8))
+    # What this request gave; a repeat request never changes the lead's details until staff accept these.
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    details_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    details_accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Health detail: shown behind login only, never mailed or logged.
     message: Mapped[str | None] = mapped_column(Text)
     email_consent: Mapped[bool] = mapped_column(Boolean, default=False)

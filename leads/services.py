@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from core import signals
 from core.clock import now
+from core.text import strip_bidi
 from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING, PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION
 from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Consent, Lead, Note, StatusChange, Submission
 
@@ -45,6 +46,7 @@ LIMITS = {
 }
 MESSAGE_MAX = 2000
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+ERASED_SOURCE = "(erased)"
 
 
 @dataclass
@@ -57,14 +59,29 @@ class CaptureResult:
     consented: bool
 
 
+class UnsendableEmail(ValueError):
+    """A well-formed address no mail system we use can deliver to; str() tells the visitor what to do."""
+
+
 def normalize_email(raw: str) -> str:
-    """A syntactically valid address, lowercased; raises ValueError with a readable reason otherwise."""
+    """A valid address in ASCII (IDNA) form, lowercased; raises ValueError with a readable reason otherwise.
+
+    An internationalised domain (user@exämple.com) is kept as its ASCII form (user@xn--exmple-cua.com), which
+    every sender and header can carry. Letters outside ASCII before the @ need SMTPUTF8, which SendGrid does
+    not offer, so such an address is refused with UnsendableEmail.
+    """
+    text = (raw or "").strip()
     try:
-        result = validate_email((raw or "").strip(), check_deliverability=False)
+        result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
+    if result.ascii_email is None:
+        raise UnsendableEmail(
+            "We cannot send email to an address with accents or non-Latin letters before the @; "
+            "please use another address."
+        )
     # Mailboxes are case-insensitive in practice; one person must never become two leads.
-    normalized = result.normalized.lower()
+    normalized = result.ascii_email.lower()
     if len(normalized) > LIMITS["email"]:
         raise ValueError("The email address is too long.")
     return normalized
@@ -100,7 +117,8 @@ def timezone_for_phone(e164: str | None) -> str | None:
 
 
 def _clip(value: Any, limit: int) -> str | None:
-    text = str(value).strip() if value is not None else ""
+    # Bidirectional overrides would reverse how a name or tag reads in the admin, a CSV or an email subject.
+    text = strip_bidi(str(value)).strip() if value is not None else ""
     return text[:limit] or None
 
 
@@ -191,7 +209,7 @@ def prepare_signup(data: Mapping[str, Any], meta: Mapping[str, Any]) -> Signup:
         phone=phone,
         interest=data.get("interest") if data.get("interest") in INTERESTS else None,
         preferred_contact=preferred if preferred in CONTACT_METHODS else "email",
-        message=(str(data.get("message") or "").strip()[:MESSAGE_MAX]) or None,
+        message=(strip_bidi(str(data.get("message") or "")).strip()[:MESSAGE_MAX]) or None,
         consented=bool(data.get("email_consent")),
         privacy_ack=bool(data.get("privacy_ack", True)),
         timezone=valid_timezone(data.get("timezone")) or timezone_for_phone(phone),
@@ -260,13 +278,9 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         lead = session.scalars(
             select(Lead).where(Lead.email == signup.email).execution_options(populate_existing=True)
         ).one()
-        # A repeat signup refreshes what the person told us; blanks never wipe earlier answers.
-        lead.first_name = signup.first_name or lead.first_name
-        lead.last_name = signup.last_name or lead.last_name
-        lead.phone = signup.phone or lead.phone
-        lead.interest = signup.interest or lead.interest
-        lead.preferred_contact = signup.preferred_contact
-        lead.timezone = signup.timezone or lead.timezone
+        # Anyone can type someone else's address: a repeat signup never changes the lead's details. Its answers
+        # stay on the submission, and staff accept them on the lead's page when they are the person's own.
+        lead.timezone = lead.timezone or signup.timezone
         lead.updated_at = moment
         if signup.consented:
             # An unticked box on a later visit is not a withdrawal; withdrawing goes through unsubscribe.
@@ -280,6 +294,11 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         "user_agent": signup.user_agent,
         "interest": signup.interest,
         "preferred_contact": signup.preferred_contact,
+        "first_name": signup.first_name,
+        "last_name": signup.last_name,
+        "phone": signup.phone,
+        "details_accepted_at": None,
+        "details_accepted_by_id": None,
         "message": signup.message,
         "email_consent": signup.consented,
         "created_at": moment,
@@ -315,6 +334,55 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         consented=signup.consented,
     )
     return CaptureResult(lead=lead, submission=submission, created=created, consented=signup.consented)
+
+
+# What a repeat request may give differently from the lead's record, in the order staff read them.
+DETAIL_FIELDS = ("first_name", "last_name", "phone", "preferred_contact", "interest")
+CONTACT_DETAIL_FIELDS = DETAIL_FIELDS[:4]
+
+
+def detail_differences(lead: Lead, submission: Submission) -> dict[str, tuple[str | None, str]]:
+    """{field: (the lead's value, the submission's)} for each answer given differently; blanks never differ."""
+    if lead.erased_at:
+        return {}
+    differences = {}
+    for name in DETAIL_FIELDS:
+        given = getattr(submission, name)
+        if given and given != getattr(lead, name):
+            differences[name] = (getattr(lead, name), given)
+    return differences
+
+
+def pending_details(session: Session, lead: Lead) -> list[tuple[Submission, dict[str, tuple[str | None, str]]]]:
+    """Requests newer than the last accepted one whose answers differ from the lead's details, newest first."""
+    of_lead = Submission.lead_id == lead.id
+    accepted_ids = select(func.max(Submission.id)).where(of_lead, Submission.details_accepted_at.is_not(None))
+    accepted = session.scalar(accepted_ids)
+    stmt = select(Submission).where(of_lead, Submission.id > (accepted or 0))
+    found = []
+    for submission in session.scalars(stmt.order_by(Submission.id.desc())):
+        differences = detail_differences(lead, submission)
+        if differences:
+            found.append((submission, differences))
+    return found
+
+
+def accept_details(session: Session, lead: Lead, submission: Submission, user: Any) -> list[str]:
+    """Give the lead the details a request of theirs gave, recording who accepted them; returns the fields changed."""
+    if submission.lead_id != lead.id:
+        raise ValueError("this request belongs to another lead")
+    differences = detail_differences(lead, submission)
+    moment = now()
+    for name, (_, given) in differences.items():
+        setattr(lead, name, given)
+    if "phone" in differences:
+        lead.timezone = timezone_for_phone(lead.phone) or lead.timezone
+    lead.updated_at = moment
+    submission.details_accepted_at = moment
+    submission.details_accepted_by_id = getattr(user, "id", None)
+    session.flush()
+    log.info("lead %s took the details of submission %s (%s)", lead.id, submission.id, ", ".join(differences))
+    return list(differences)
 
 
 def change_status(session: Session, lead: Lead, new_status: str, *, source: str, user: Any = None) -> bool:
@@ -423,15 +491,27 @@ def erase_lead(session: Session, lead: Lead) -> None:
     session.execute(
         update(Submission)
         .where(Submission.lead_id == lead.id)
-        .values(message=None, referrer=None, user_agent=None, utm_term=None)
+        .values(
+            message=None,
+            referrer=None,
+            user_agent=None,
+            first_name=None,
+            last_name=None,
+            phone=None,
+            # UTM tags are whatever the visitor's link said: free text that may name them.
+            **dict.fromkeys(UTM_FIELDS),
+        )
     )
     lead.email = None
     lead.first_name = None
     lead.last_name = None
     lead.phone = None
     lead.timezone = None
+    # The source came from the visitor's link or referrer: only the fixed "direct" says nothing about them.
+    lead.source = "direct" if lead.source == "direct" else ERASED_SOURCE
     lead.email_opt_in = False
     lead.erased_at = moment
     lead.updated_at = moment
     session.flush()
+    signals.lead_erased.send(current_app._get_current_object(), session=session, lead=lead, email=email)
     log.info("lead %s erased", lead.id)

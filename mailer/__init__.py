@@ -8,9 +8,11 @@ from mailer.base import register_composer
 
 
 def init_app(app: Flask) -> None:
-    """Install the sender, the nurture composer, the unsubscribe and webhook views and the webhook's health entry."""
+    """Install the sender, the nurture composer, the unsubscribe and webhook views, the webhook's health entry and
+    the outbox's erasure."""
+    from core import signals
     from core.extensions import csrf
-    from mailer import views
+    from mailer import outbox, views
     from mailer.compose import compose_nurture_delivery
     from mailer.health import webhook_probe
     from mailer.senders import make_sender
@@ -22,3 +24,4 @@ def init_app(app: Flask) -> None:
     csrf.exempt(views.unsubscribe)
     csrf.exempt(views.sendgrid_events)
     app.register_blueprint(views.bp)
+    signals.lead_erased.connect(outbox.on_lead_erased, weak=False)

@@ -1,11 +1,13 @@
 """Build emails from marketing's Markdown: HTML with inlined CSS, a plain-text twin, footer and list headers.
 
 Health details (a lead's area of interest, their message) never reach this module: the context offers
-names and clinic facts only, and custom_args carry ids only.
+names and clinic facts only, and custom_args, categories and headers carry opaque ids only.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 import unicodedata
@@ -24,12 +26,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
 from core import markdown as core_markdown
+from core.text import strip_bidi
 from mailer.base import Message, PermanentError, SettingError
 from mailer.tokens import unsubscribe_url
 
 # Gmail clips messages above ~102 KB, hiding the footer with the unsubscribe link.
 MAX_MESSAGE_BYTES = 100_000
-# Keys SendGrid may echo back in events; values are ids, never names or health details.
+# Keys SendGrid may echo back in events; values are opaque ids, never names, slugs or health details.
 ALLOWED_CUSTOM_ARGS = frozenset({"delivery_id", "campaign", "step", "kind", "lead_id"})
 _ID_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 # `[text](blog:slug)` and reference definitions `[ref]: blog:slug`.
@@ -91,13 +94,40 @@ def blog_links(markdown: str) -> list[str]:
     return seen
 
 
+def provider_campaign_id(slug: str) -> str:
+    """A campaign as the email provider sees it: a hash keyed by SECRET_KEY, since a slug can name a condition.
+
+    Slugs are public page addresses, so an unkeyed hash of one could be matched by anyone who guesses it.
+    """
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return "c" + hmac.new(key, b"campaign:" + slug.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def provider_step_id(campaign_slug: str | None, step_id: str) -> str:
+    """A step as the provider and link tags see it: its position (1 = first email), as the admin numbers steps.
+
+    A step id like "knee" names the interest of every reader who gets that step. A step the loaded campaigns
+    do not know gets a keyed hash instead.
+    """
+    from nurture.definitions import registry
+
+    campaign = registry().get(campaign_slug or "")
+    step = campaign.step(step_id) if campaign is not None else None
+    if step is not None:
+        return str(step.index + 1)
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return "s" + hmac.new(key, f"step:{campaign_slug}:{step_id}".encode(), hashlib.sha256).hexdigest()[:12]
+
+
 def blog_url(slug: str, campaign_slug: str | None, step_id: str | None) -> str:
     """The public URL of a blog post, tagged so analytics credit the email that sent the reader."""
     query = {"utm_source": "nurture", "utm_medium": "email"}
     if campaign_slug:
+        # The slug, not an opaque id: the dashboard counts blog visits per campaign by it, and the email's
+        # own text, which the provider reads, already says what the campaign is about.
         query["utm_campaign"] = campaign_slug
     if step_id:
-        query["utm_content"] = step_id
+        query["utm_content"] = provider_step_id(campaign_slug, step_id)
     return f"{current_app.config['SITE_URL']}/blog/{slug}?{urlencode(query)}"
 
 
@@ -194,9 +224,9 @@ def _clean_custom_args(
     if delivery_id is not None:
         args["delivery_id"] = str(delivery_id)
     if campaign_slug:
-        args["campaign"] = campaign_slug
+        args["campaign"] = provider_campaign_id(campaign_slug)
     if step_id:
-        args["step"] = step_id
+        args["step"] = provider_step_id(campaign_slug, step_id)
     for key, value in (extra or {}).items():
         if key not in ALLOWED_CUSTOM_ARGS:
             raise ValueError(
@@ -341,10 +371,11 @@ def _message(
     if rendered.unsubscribe:
         headers["List-Unsubscribe"] = f"<{rendered.unsubscribe}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    if campaign_slug:
-        headers["List-Id"] = f"{config['CLINIC_NAME']} {campaign_slug} <{campaign_slug}.{_domain()}>"
+    campaign_id = provider_campaign_id(campaign_slug) if campaign_slug else None
+    if campaign_id:
+        headers["List-Id"] = f"{config['CLINIC_NAME']} emails <{campaign_id}.{_domain()}>"
 
-    cats = [c for c in dict.fromkeys([*([campaign_slug] if campaign_slug else []), *categories]) if c][:10]
+    cats = [c for c in dict.fromkeys([*([campaign_id] if campaign_id else []), *categories]) if c][:10]
     message = Message(
         to=to,
         subject=rendered.subject,
@@ -527,7 +558,8 @@ def _inliner() -> css_inline.CSSInliner:
 def email_context(lead: Any = None, campaign: Any = None) -> dict[str, Any]:
     """The variables an email may use: names and clinic facts only, never health details."""
     config = current_app.config
-    first_name = (getattr(lead, "first_name", None) or "").strip() if lead is not None else ""
+    # Names are cleaned at capture; rows stored before that may still hold bidirectional overrides.
+    first_name = strip_bidi(getattr(lead, "first_name", None) or "").strip() if lead is not None else ""
     landing = f"{config['SITE_URL']}/{campaign.slug}" if campaign is not None else config["SITE_URL"]
     return {
         "first_name": first_name or "there",

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import python_http_client
+from email_validator import EmailNotValidError, validate_email
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
@@ -36,11 +37,25 @@ _MIME_POLICY = SMTP.clone(max_line_length=998)
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
+def ascii_address(address: str) -> str:
+    """The address with an internationalised domain in its ASCII (IDNA) form, as headers and SendGrid need it.
+
+    New leads are stored that way; this covers addresses stored before. Anything else is left for the
+    provider to refuse with its own message.
+    """
+    if address.isascii():
+        return address
+    try:
+        return validate_email(address, check_deliverability=False).ascii_email or address
+    except EmailNotValidError:
+        return address
+
+
 def to_mime(message: Message, message_id: str | None = None) -> EmailMessage:
     """The message as a MIME multipart/alternative email with every header we would send."""
     mime = EmailMessage(policy=_MIME_POLICY)
     mime["From"] = formataddr((message.from_name, message.from_email)) if message.from_name else message.from_email
-    mime["To"] = message.to
+    mime["To"] = ascii_address(message.to)
     if message.reply_to:
         mime["Reply-To"] = message.reply_to
     mime["Subject"] = message.subject
@@ -130,7 +145,7 @@ class _Client(python_http_client.Client):
 def sendgrid_body(message: Message) -> dict[str, Any]:
     """The v3 Mail Send JSON for one message."""
     body: dict[str, Any] = {
-        "personalizations": [{"to": [{"email": message.to}]}],
+        "personalizations": [{"to": [{"email": ascii_address(message.to)}]}],
         "from": {"email": message.from_email, **({"name": message.from_name} if message.from_name else {})},
         "subject": message.subject,
         "content": [

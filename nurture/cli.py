@@ -72,6 +72,9 @@ def simulate_command(slug: str, signup_at: str | None, tz_name: str | None, inte
         click.echo("double opt-in: the confirmation email leaves at once; the steps start when the lead confirms")
     if scale != 1:
         click.echo(f"NURTURE_TIME_SCALE={scale:g}: delays divided by {scale:g}, send window ignored")
+    from mailer.compose import provider_campaign_id
+
+    click.echo(f"SendGrid sees this campaign as {provider_campaign_id(campaign.slug)} and each email by its number")
     days = ", ".join(campaign.window.days)
     click.echo(f"send window: {days} {campaign.window.start:%H:%M}-{campaign.window.end:%H:%M} (lead's time zone)")
     for planned in timeline(campaign, start, tz_name, interest, scale):

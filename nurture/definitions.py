@@ -450,16 +450,28 @@ def load_campaigns(root: Path | str, blog_dir: Path | str | None = None) -> tupl
 
 
 def campaign_warnings(campaign: Campaign) -> list[str]:
-    """What is allowed but probably unintended: today, a first email that waits for the send window."""
-    if not campaign.steps or campaign.steps[0].any_time:
-        return []
-    window = campaign.window
-    hours = f"{', '.join(window.days)} {window.start:%H:%M}-{window.end:%H:%M}"
-    return [
-        f"{_rel(campaign.directory / 'campaign.yaml')}: steps[0].any_time: warning: the first email waits for the "
-        f"send window ({hours}), so a visitor who signs up on a Friday evening hears nothing until Monday; "
-        "add `any_time: true` to answer at once"
-    ]
+    """What is allowed but probably unintended: a first email that waits for the send window, and steps only
+    some areas of interest receive (the email's content tells the provider each reader's interest; the provider
+    only sees opaque ids for campaigns and steps, but it reads every email it sends)."""
+    label = _rel(campaign.directory / "campaign.yaml")
+    warnings = []
+    if campaign.steps and not campaign.steps[0].any_time:
+        window = campaign.window
+        hours = f"{', '.join(window.days)} {window.start:%H:%M}-{window.end:%H:%M}"
+        warnings.append(
+            f"{label}: steps[0].any_time: warning: the first email waits for the "
+            f"send window ({hours}), so a visitor who signs up on a Friday evening hears nothing until Monday; "
+            "add `any_time: true` to answer at once"
+        )
+    for step in campaign.steps:
+        if step.interests:
+            areas = ", ".join(step.interests)
+            warnings.append(
+                f"{label}: steps[{step.index}].when: warning: only leads interested in {areas} get this email, "
+                f"so its content tells the email provider (which reads every email it sends) that each reader "
+                f"chose {areas}; write it so any reader could receive it, or accept that the provider learns this"
+            )
+    return warnings
 
 
 class CampaignRegistry:

@@ -2,23 +2,31 @@
 
 Each process keeps counts in memory keyed by (day, page, utm_source, utm_campaign) and adds them to
 page_views with one upsert per key, so several workers (or processes) can flush into the same rows.
+
+What a visitor can add is bounded without cookies: views of a page by one visitor (a salted hash of IP and
+browser, kept in memory only) count once per REPEAT_WINDOW, and a page keeps at most SOURCES_PER_PAGE_DAY
+(utm_source, utm_campaign) pairs a day; further pairs are counted under "other" (direct visits and the
+nurture emails' own links always keep their row).
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
+import secrets
 import threading
 import time
 import weakref
-from collections import Counter
-from datetime import date
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, has_request_context, request
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from werkzeug.wrappers import Response
 
 from core import clock
@@ -33,6 +41,12 @@ FLUSH_SECONDS = 5.0
 MAX_KEYS = 10_000  # if the database stays down, stop growing rather than eat memory
 # A key the database refuses this many flushes in a row is dropped, so it cannot block the others forever.
 MAX_FAILURES = 3
+# One visitor's views of one page count once in this window (reloads, a bot inventing UTM tags).
+REPEAT_WINDOW = timedelta(minutes=30)
+RECENT_VISITORS = 20_000  # remembered per process (about 4 MB); the oldest are forgotten first
+# Distinct (utm_source, utm_campaign) rows a page may gain in a day; later ones are counted as OTHER.
+SOURCES_PER_PAGE_DAY = 50
+OTHER = "other"
 
 Key = tuple[date, str, str, str]
 _buffers: weakref.WeakSet[PageViewBuffer] = weakref.WeakSet()
@@ -41,10 +55,20 @@ _buffers: weakref.WeakSet[PageViewBuffer] = weakref.WeakSet()
 class PageViewBuffer:
     """Counts waiting to be written; thread-safe, one per app."""
 
-    def __init__(self, engine: Engine, flush_every: int = FLUSH_EVERY, flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        flush_every: int = FLUSH_EVERY,
+        flush_seconds: float = FLUSH_SECONDS,
+        own_campaigns: Iterable[str] = (),
+    ) -> None:
         self.engine = engine
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
+        # utm_campaign values of the nurture emails' own links: their rows never go to OTHER.
+        self.own_campaigns = frozenset(own_campaigns)
+        self._salt = secrets.token_bytes(16)  # never stored: a visitor's hash means nothing after a restart
+        self._recent: OrderedDict[bytes, datetime] = OrderedDict()
         self._counts: Counter[Key] = Counter()
         self._pending = 0
         self._last_flush = time.monotonic()
@@ -52,6 +76,19 @@ class PageViewBuffer:
         self._flush_lock = threading.Lock()
         self._failures: dict[Key, int] = {}
         _buffers.add(self)
+
+    def first_view(self, visitor: str, page: str, moment: datetime) -> bool:
+        """False when this visitor viewed this page within REPEAT_WINDOW before `moment`."""
+        digest = hashlib.blake2b(f"{visitor}\x00{page}".encode(), key=self._salt, digest_size=16).digest()
+        with self._lock:
+            seen = self._recent.pop(digest, None)
+            if seen is not None and moment - seen < REPEAT_WINDOW:
+                self._recent[digest] = seen  # the window runs from the view that counted
+                return False
+            self._recent[digest] = moment
+            while len(self._recent) > RECENT_VISITORS:
+                self._recent.popitem(last=False)
+            return True
 
     def add(self, key: Key, views: int = 1) -> None:
         """Count `views` more for this key."""
@@ -84,7 +121,7 @@ class PageViewBuffer:
             if not counts:
                 return 0
             try:
-                _upsert(self.engine, counts)
+                _upsert(self.engine, counts, self.own_campaigns)
             except Exception as exc:  # noqa: BLE001 - counts must never break a page
                 log.warning("page views not saved as a batch (%s); saving them one by one", type(exc).__name__)
                 return self._flush_one_by_one(counts)
@@ -96,7 +133,7 @@ class PageViewBuffer:
         written = 0
         for key, views in counts.items():
             try:
-                _upsert(self.engine, Counter({key: views}))
+                _upsert(self.engine, Counter({key: views}), self.own_campaigns)
             except Exception:  # noqa: BLE001 - kept for the next flush, dropped after MAX_FAILURES tries
                 failures = self._failures.get(key, 0) + 1
                 if failures >= MAX_FAILURES:
@@ -111,11 +148,26 @@ class PageViewBuffer:
         return written
 
 
-def _upsert(engine: Engine, counts: Counter[Key]) -> None:
-    rows = [
-        {"day": day, "page": page, "utm_source": source, "utm_campaign": campaign, "views": views}
-        for (day, page, source, campaign), views in sorted(counts.items())
-    ]
+def _bounded(conn: Connection, counts: Counter[Key], own_campaigns: frozenset[str]) -> Counter[Key]:
+    """The counts with pairs past a page's daily SOURCES_PER_PAGE_DAY moved to OTHER; the most viewed get in first."""
+    known: dict[tuple[date, str], set[tuple[str, str]]] = {}
+    for day, page in {(day, page) for day, page, _, _ in counts}:
+        rows = conn.execute(
+            select(PageView.utm_source, PageView.utm_campaign).where(PageView.day == day, PageView.page == page)
+        )
+        known[(day, page)] = {(source, campaign) for source, campaign in rows}
+    out: Counter[Key] = Counter()
+    for (day, page, source, campaign), views in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        pairs = known[(day, page)]
+        ours = (source, campaign) == ("", "") or (source == "nurture" and campaign in own_campaigns)
+        if (source, campaign) not in pairs and not ours and len(pairs) >= SOURCES_PER_PAGE_DAY:
+            source = campaign = OTHER
+        pairs.add((source, campaign))
+        out[(day, page, source, campaign)] += views
+    return out
+
+
+def _upsert(engine: Engine, counts: Counter[Key], own_campaigns: frozenset[str] = frozenset()) -> None:
     dialect = engine.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(PageView)
@@ -127,6 +179,10 @@ def _upsert(engine: Engine, counts: Counter[Key]) -> None:
         # SQLite: take the write lock at BEGIN so concurrent flushes wait instead of failing.
         conn.execution_options(sqlite_immediate=True)
         with conn.begin():
+            rows = [
+                {"day": day, "page": page, "utm_source": source, "utm_campaign": campaign, "views": views}
+                for (day, page, source, campaign), views in sorted(_bounded(conn, counts, own_campaigns).items())
+            ]
             conn.execute(stmt, rows)
 
 
@@ -148,10 +204,15 @@ def record(page: str, utm_source: str | None = "", utm_campaign: str | None = ""
     buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
     if buffer is None:
         return
-    zone = ZoneInfo(current_app.config.get("CLINIC_TIMEZONE") or "UTC")
-    day = clock.now().astimezone(zone).date()
+    moment = clock.now()
+    page = _clip(page, 200)
+    if has_request_context():
+        visitor = f"{request.remote_addr}\x00{request.headers.get('User-Agent', '')}"
+        if not buffer.first_view(visitor, page, moment):
+            return
+    day = moment.astimezone(ZoneInfo(current_app.config.get("CLINIC_TIMEZONE") or "UTC")).date()
     # Lowercase before clipping: some letters grow when lowercased and would overflow the column.
-    buffer.add((day, _clip(page, 200), _clip((utm_source or "").lower()), _clip((utm_campaign or "").lower())))
+    buffer.add((day, page, _clip((utm_source or "").lower()), _clip((utm_campaign or "").lower())))
 
 
 def record_request(page: str) -> None:
@@ -186,10 +247,12 @@ def flush_all() -> None:
 
 def init_app(app: Flask) -> None:
     """Create this app's buffer and count landing-page views after each request."""
+    campaigns = app.extensions.get("campaigns")
     app.extensions["pageviews"] = PageViewBuffer(
         db.engine,
         flush_every=int(app.config.get("PAGEVIEW_FLUSH_EVERY", FLUSH_EVERY)),
         flush_seconds=float(app.config.get("PAGEVIEW_FLUSH_SECONDS", FLUSH_SECONDS)),
+        own_campaigns=[c.slug for c in campaigns.all()] if campaigns is not None else (),
     )
     app.after_request(_after_request)
 

@@ -17,13 +17,14 @@ from sqlalchemy import ColumnElement, func, select
 
 from admin.blueprint import bp
 from admin.forms import ActionForm
-from admin.queries import local_day_start
+from admin.queries import FIRST_YEAR, LAST_YEAR, local_day_start
 from admin.services import REQUEUE_STATES, error_text, mark_sent, requeue
 from core.db import db
 from nurture.definitions import registry
 from nurture.models import DELIVERY_STATES, Delivery
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,11 @@ class DeliveryFilter:
 
         def day(name: str) -> date | None:
             try:
-                return date.fromisoformat((args.get(name) or "").strip())
+                parsed = date.fromisoformat((args.get(name) or "").strip())
             except ValueError:
                 return None
+            # A far date would overflow the day-after arithmetic; such a filter is simply dropped.
+            return parsed if FIRST_YEAR <= parsed.year <= LAST_YEAR else None
 
         state = (args.get("state") or "").strip()
         return cls(
@@ -93,9 +96,13 @@ def deliveries() -> str:
         page = max(1, int(request.args.get("page", 1)))
     except ValueError:
         page = 1
+    if page > MAX_PAGE:
+        abort(404)  # an offset past what the database can count
     tz = _tz()
     stmt = select(Delivery).where(*f.clauses(tz))
     total = db.session.scalar(select(func.count()).select_from(stmt.with_only_columns(Delivery.id).subquery())) or 0
+    if page > 1 and (page - 1) * PER_PAGE >= total:
+        abort(404)
     rows = list(db.session.scalars(stmt.order_by(Delivery.id.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
     counts = dict(
         db.session.execute(

@@ -17,7 +17,8 @@ from admin.queries import SORTS, LeadFilter, filter_choices, iter_filtered, lead
 from admin.services import SEQUENCE_RULE, gdpr_json, mark_contacted, timeline
 from core.clock import now
 from core.db import db
-from leads.models import INTERESTS, STATUSES, Lead
+from core.text import strip_bidi
+from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Lead, Submission
 from nurture.models import Delivery, Enrollment
 
 CSV_COLUMNS = (
@@ -36,6 +37,15 @@ CSV_COLUMNS = (
 )
 
 
+DETAIL_LABELS = {
+    "first_name": "First name",
+    "last_name": "Last name",
+    "phone": "Phone",
+    "preferred_contact": "Contact preference",
+    "interest": "Interest",
+}
+
+
 def _tz() -> str:
     return current_app.config["CLINIC_TIMEZONE"]
 
@@ -48,11 +58,11 @@ def _get_lead(lead_id: int) -> Lead:
 
 
 @bp.get("/leads")
-def leads() -> str:
+def leads() -> str | tuple[str, int]:
     """The leads table: new leads nobody has contacted come first, longest waiting at the top."""
     f = LeadFilter.from_args(request.args)
     page = lead_page(db.session, f, _tz())
-    return render_template(
+    html = render_template(
         "admin/leads.html",
         f=f,
         page=page,
@@ -63,11 +73,13 @@ def leads() -> str:
         choices=filter_choices(db.session),
         moment=now(),
     )
+    # The page still lists leads (without the bad values), but the request itself was wrong.
+    return (html, 400) if f.errors else html
 
 
 def _csv_cell(value: object) -> str:
     """A cell a spreadsheet will not run as a formula."""
-    text = "" if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+    text = "" if value is None else (value.isoformat() if hasattr(value, "isoformat") else strip_bidi(str(value)))
     if text and (text[0] in "=@\t\r" or (text[0] in "+-" and not text[1:].replace(" ", "").isdigit())):
         return "'" + text
     return text
@@ -77,6 +89,9 @@ def _csv_cell(value: object) -> str:
 def leads_csv() -> Response:
     """The filtered leads as CSV (the same filter code as the table)."""
     f = LeadFilter.from_args(request.args)
+    if f.errors:
+        # An export without the filter the user asked for would look right and be wrong.
+        return Response("\n".join(f.errors) + "\n", status=400, mimetype="text/plain")
     tz = _tz()
     current_app.logger.info("leads CSV export by user=%s", current_user.id)
 
@@ -102,7 +117,9 @@ def leads_csv() -> Response:
 
 @bp.get("/leads/<int:lead_id>")
 def lead_detail(lead_id: int) -> str:
-    """A lead's details, timeline and actions."""
+    """A lead's details, timeline and actions; details a repeat request gave differently wait to be accepted."""
+    from leads.services import pending_details
+
     lead = _get_lead(lead_id)
     enrollments = list(db.session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)))
     failed: dict[int, list[Delivery]] = {}
@@ -126,8 +143,29 @@ def lead_detail(lead_id: int) -> str:
         action_form=ActionForm(),
         status_labels=STATUS_LABELS,
         interests=INTERESTS,
+        contact_methods=CONTACT_METHODS,
+        detail_labels=DETAIL_LABELS,
+        pending=pending_details(db.session, lead),
         moment=now(),
     )
+
+
+@bp.post("/leads/<int:lead_id>/submissions/<int:submission_id>/accept")
+def lead_accept_details(lead_id: int, submission_id: int) -> Response:
+    """Make the details a later request gave (name, phone, contact preference, interest) the lead's own; recorded."""
+    from leads.services import accept_details
+
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with db.write_transaction() as s:
+        lead = s.get(Lead, lead_id)
+        submission = s.get(Submission, submission_id)
+        if lead is None or lead.erased_at or submission is None or submission.lead_id != lead.id:
+            abort(404)
+        changed = accept_details(s, lead, submission, current_user._get_current_object())
+    labels = ", ".join(DETAIL_LABELS[name].lower() for name in changed)
+    flash(f"Details accepted: {labels}." if changed else "Nothing differed: the details stay as they are.", "success")
+    return redirect(url_for("admin.lead_detail", lead_id=lead_id))
 
 
 @bp.post("/leads/<int:lead_id>/status")

@@ -7,6 +7,9 @@ import io
 import json
 import re
 from datetime import timedelta
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
 
 from sqlalchemy import String, Text, select
 
@@ -119,7 +122,8 @@ def test_csv_cells_cannot_run_as_formulas(staff, make_lead):
 def test_bad_filter_values_are_ignored_with_a_message(staff, make_lead):
     make_lead()
     response = staff.get("/admin/leads?status=nope&date_from=yesterday&page=abc&sort=evil")
-    assert response.status_code == 200
+    assert response.status_code == 400  # the list still shows, without the bad values
+    assert "dana@example.com" in response.get_data(as_text=True)
     html = response.get_data(as_text=True)
     assert "is not a date" in html
     assert "Unknown status" in html
@@ -186,22 +190,48 @@ def _text_columns():
                 yield table, column
 
 
-def test_erase_leaves_no_email_or_name_in_any_table(staff, make_lead, app, clock):
+def _outbox_texts(app) -> dict[str, str]:
+    """Every outbox file as its raw bytes and its decoded headers and parts, lowercased."""
+    out = {}
+    for path in sorted(Path(app.config["OUTBOX_DIR"]).glob("*.eml")):
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        parts = [str(message)] + [p.get_content() for p in message.walk() if p.get_content_maintype() == "text"]
+        out[path.name] = "\n".join([path.read_bytes().decode("utf-8", "replace"), *parts]).lower()
+    return out
+
+
+def test_erase_leaves_no_email_or_name_in_any_table_or_the_outbox(staff, make_lead, app, clock):
     from nurture.dispatch import tick
 
-    lead_id = make_lead("zelda.quartermain@example.com", first_name="Zelda", last_name="Quartermain")
+    app.config.update(INTAKE_EMAILS=["desk@nexgenesis.example"], INTAKE_DIGEST="daily")
+    lead_id = make_lead(
+        "zelda.quartermain@example.com",
+        first_name="Zelda",
+        last_name="Quartermain",
+        utm_source="zelda-quartermain-blog",
+        utm_campaign="from zelda",
+    )
     make_lead("keep.me@example.com", first_name="Keep")
     staff.post(f"/admin/leads/{lead_id}/notes", {"body": "Zelda Quartermain called back"})
     with app.app_context():
-        tick()  # the welcome email: a delivery, in the ledger, for this lead
+        tick()  # the welcome email and the front-desk alerts: deliveries in the ledger and files in the outbox
         assert db.session.scalars(select(Delivery).where(Delivery.lead_id == lead_id)).first() is not None
+    clock.advance(days=1)
+    with app.app_context():
+        tick()  # records the digest of the signup day
+        tick()  # and sends it
+    needles = ("zelda.quartermain@example.com", "zelda", "quartermain")
+    assert any("zelda" in text for text in _outbox_texts(app).values())
+    assert "zelda" in staff.get("/admin/outbox").get_data(as_text=True).lower()
+    kept = [name for name, text in _outbox_texts(app).items() if "keep.me@example.com" in text]
+    assert kept  # the other lead's welcome
+
     page = staff.get(f"/admin/leads/{lead_id}/erase")
     assert "cannot be undone" in page.get_data(as_text=True)
     refused = staff.post(f"/admin/leads/{lead_id}/erase", {"confirm": "yes"})
     assert refused.status_code == 400
     response = staff.post(f"/admin/leads/{lead_id}/erase", {"confirm": "ERASE"})
     assert response.status_code == 302
-    needles = ("zelda.quartermain@example.com", "zelda", "quartermain")
     with app.app_context():
         with db.engine.connect() as conn:
             for table, column in _text_columns():
@@ -212,6 +242,11 @@ def test_erase_leaves_no_email_or_name_in_any_table(staff, make_lead, app, clock
         assert lead.erased_at is not None
         assert db.session.scalars(select(Note).where(Note.lead_id == lead_id)).first() is None
         assert db.session.scalars(select(Lead).where(Lead.email == "keep.me@example.com")).one()
+    for name, text in _outbox_texts(app).items():
+        assert not any(n in text for n in needles), f"outbox {name} still holds the erased lead"
+    assert set(kept) <= set(_outbox_texts(app))  # other people's mail stays
+    listing = staff.get("/admin/outbox").get_data(as_text=True).lower()
+    assert not any(n in listing for n in needles)
     assert staff.get(f"/admin/leads/{lead_id}").status_code == 200
 
 

@@ -62,10 +62,34 @@ def test_repeat_request_sends_one_more_alert_marked_as_repeat(make_app, clock):
     tick(app)
 
     mails = mails_to(app, "frontdesk@clinic.example")
-    assert [m["Subject"].split(":")[0] for m in mails] == ["New lead", "Repeat request"]
-    assert "Text message" in full_text(mails[1])
+    assert [m["Subject"].split(":")[0] for m in mails] == ["New lead", "Repeat request, details differ"]
+    # The lead's record says how to reach them; the request's other answer waits in the admin.
+    assert "Phone call" in full_text(mails[1])
+    assert "Details differ from the lead's record: contact preference." in full_text(mails[1])
     with app.app_context():
         assert len(_alerts()) == 2
+
+
+def test_a_repeat_request_with_someone_elses_details_says_so_without_the_details(make_app, clock):
+    """Anyone can type someone else's email: the alert says "details differ", never which name or number."""
+    app = make_app(INTAKE_EMAILS=["frontdesk@clinic.example"])
+    client = app.test_client()
+    signup(client)
+    clock.advance(minutes=5)
+    signup(client, first_name="Mallory", last_name="Imposter", phone="(720) 555-0199")
+    clock.advance(minutes=5)
+    signup(client)  # the real Dana again: nothing differs
+    tick(app)
+
+    first, differ, same = mails_to(app, "frontdesk@clinic.example")
+    assert differ["Subject"] == "Repeat request, details differ: Dana (stem-cell-therapy)"
+    text = full_text(differ)
+    assert "from the lead's record: name, phone." in text
+    for secret in ("Mallory", "Imposter", "555-0199", "7205550199", FORM["email"], "555-0123", MESSAGE, INTEREST_LABEL):
+        assert secret not in text, secret
+    assert same["Subject"] == "Repeat request: Dana (stem-cell-therapy)"
+    assert "differ" not in full_text(same)
+    assert first["Subject"].startswith("New lead: Dana")
 
 
 def test_worker_killed_after_recording_sends_the_alert_once_on_restart(make_app):

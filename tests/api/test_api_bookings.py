@@ -85,7 +85,10 @@ def test_no_configured_token_refuses_everyone(make_config):
         b'{"email": ""}',
         b'{"email": null}',
         b"\xff\xfe",
+        b"[" * 1000 + b"]" * 1000,
+        b'{"email": "booker@example.com", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
     ],
+    ids=lambda body: repr(body[:20]) + (f"..{len(body)}" if len(body) > 20 else ""),
 )
 def test_malformed_json_is_400(client, lead_id, body):
     response = client.post("/api/bookings", data=body, headers={**AUTH, "Content-Type": "application/json"})

@@ -80,23 +80,64 @@ def test_failing_receiver_rolls_back_the_whole_capture(app):
     assert db.session.scalar(select(func.count()).select_from(Lead)) == 0
 
 
-def test_repeat_capture_keeps_first_touch_and_fills_only_given_answers(app):
+def test_repeat_capture_keeps_the_leads_details_and_records_the_answers_on_the_submission(app):
+    """Anyone can type someone else's email: a repeat signup must not replace their name, phone or preference."""
     first = capture()
     second = capture(
-        {"email": "zebulon.q@example.org", "first_name": "Zeb", "interest": "hip", "privacy_ack": True},
+        {
+            "email": "zebulon.q@example.org",
+            "first_name": "Mallory",
+            "last_name": "Attacker",
+            "phone": "+13035550142",
+            "interest": "hip",
+            "preferred_contact": "text",
+            "privacy_ack": True,
+        },
         {"landing_slug": "stem-cell-therapy", "utm_source": "newsletter"},
     )
     assert second.created is False
     assert second.consented is False
     assert second.lead.id == first.lead.id
     lead = db.session.get(Lead, first.lead.id)
-    assert lead.first_name == "Zeb"
-    assert lead.last_name == "Quillfeather"
-    assert lead.phone == "+13035550199"
+    assert (lead.first_name, lead.last_name, lead.phone) == ("Zebulon", "Quillfeather", "+13035550199")
+    assert (lead.preferred_contact, lead.interest) == ("phone", "spine")
     assert lead.source == "google"
     assert lead.email_opt_in is True
     assert lead.timezone == "America/Denver"
+    latest = lead.submissions[-1]
     assert [s.utm_source for s in lead.submissions] == ["google", "newsletter"]
+    assert (latest.first_name, latest.last_name, latest.phone) == ("Mallory", "Attacker", "+13035550142")
+    assert (latest.preferred_contact, latest.interest) == ("text", "hip")
+    assert services.detail_differences(lead, latest) == {
+        "first_name": ("Zebulon", "Mallory"),
+        "last_name": ("Quillfeather", "Attacker"),
+        "phone": ("+13035550199", "+13035550142"),
+        "preferred_contact": ("phone", "text"),
+        "interest": ("spine", "hip"),
+    }
+    assert services.detail_differences(lead, lead.submissions[0]) == {}
+
+
+def test_accepting_a_requests_details_changes_the_lead_and_records_who(app):
+    from admin.users import create_user
+
+    capture()
+    capture({**DATA, "first_name": "Zeb", "last_name": None, "phone": "+442079460958"})
+    with db.write_transaction() as session:
+        user = create_user(session, "desk@nexgenesis.example", "correct horse battery", "marketer")
+        lead = session.scalars(select(Lead)).one()
+        [(submission, differences)] = services.pending_details(session, lead)
+        assert set(differences) == {"first_name", "phone"}  # a blank last name is no difference
+        changed = services.accept_details(session, lead, submission, user)
+        assert changed == ["first_name", "phone"]
+        user_id = user.id
+    lead = db.session.scalars(select(Lead)).one()
+    assert (lead.first_name, lead.last_name, lead.phone) == ("Zeb", "Quillfeather", "+442079460958")
+    assert lead.timezone == "Europe/London"  # follows the accepted number
+    submission = lead.submissions[-1]
+    assert submission.details_accepted_at is not None
+    assert submission.details_accepted_by_id == user_id
+    assert services.pending_details(db.session, lead) == []
 
 
 def test_source_falls_back_to_referrer_host_then_direct(app):
@@ -151,7 +192,8 @@ def test_erase_leaves_no_trace_of_email_or_name_in_any_table(app):
     from mailer.models import ProviderEvent, Suppression, email_hash
     from nurture.models import Delivery, Enrollment
 
-    lead = capture().lead
+    # UTM tags are the visitor's free text: a link may carry their name.
+    lead = capture(meta={**META, "utm_campaign": "zebulon-fans", "utm_content": "Quillfeather"}).lead
     capture({**DATA, "first_name": "Zebulon", "message": "Still hurts"})
     other = capture(
         {
@@ -216,6 +258,7 @@ def test_erase_leaves_no_trace_of_email_or_name_in_any_table(app):
     erased = db.session.get(Lead, lead.id)
     assert erased.erased_at is not None
     assert erased.display_name == f"Erased lead #{lead.id}"
+    assert erased.source == "(erased)"  # was "google", from the visitor's link
     # Anonymous counts survive: the lead row, its submissions with their source and consents.
     assert db.session.scalar(select(func.count()).select_from(Submission).where(Submission.lead_id == lead.id)) == 2
     assert db.session.scalar(select(func.count()).select_from(Consent).where(Consent.lead_id == lead.id)) == 4

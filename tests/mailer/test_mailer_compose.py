@@ -12,7 +12,14 @@ import pytest
 from core.db import db
 from leads.models import Lead
 from mailer.base import SettingError, get_sender
-from mailer.compose import ComposeError, blog_links, build_message, markdown_to_text
+from mailer.compose import (
+    ComposeError,
+    blog_links,
+    build_message,
+    markdown_to_text,
+    provider_campaign_id,
+    provider_step_id,
+)
 from mailer.senders import ConsoleSender, OutboxSender
 
 BODY = """Hi {{ first_name }},
@@ -51,12 +58,15 @@ def build(lead: Lead, **changes: object):
 def test_message_has_text_html_footer_and_list_headers(app):
     with app.app_context():
         message = build(make_lead())
+        campaign_id = provider_campaign_id("stem-cell-therapy")
+        # "science" is no step of the loaded campaign: a keyed hash stands in for its position.
+        step_id = provider_step_id("stem-cell-therapy", "science")
     assert message.subject == "Hello Dana"
     assert message.from_email == app.config["MAIL_FROM"]
     assert message.reply_to == app.config["MAIL_REPLY_TO"]
     tagged = (
         "http://127.0.0.1:5000/blog/how-stem-cells-work?utm_source=nurture&utm_medium=email"
-        "&utm_campaign=stem-cell-therapy&utm_content=science"
+        "&utm_campaign=stem-cell-therapy&utm_content=" + step_id
     )
     assert f"how it works ({tagged})" in message.text
     assert "- a second (https://example.org/page) point" in message.text
@@ -69,9 +79,10 @@ def test_message_has_text_html_footer_and_list_headers(app):
         assert "You asked us about a consultation." in part
         assert message.headers["List-Unsubscribe"].strip("<>") in part
     assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert message.headers["List-Id"].endswith("<stem-cell-therapy.nexgenesis.example>")
-    assert message.custom_args == {"delivery_id": "12", "campaign": "stem-cell-therapy", "step": "science"}
-    assert message.categories == ["stem-cell-therapy"]
+    assert message.headers["List-Id"].endswith(f"<{campaign_id}.nexgenesis.example>")
+    assert step_id.startswith("s")
+    assert message.custom_args == {"delivery_id": "12", "campaign": campaign_id, "step": step_id}
+    assert message.categories == [campaign_id]
     assert len(message.html.encode()) + len(message.text.encode()) < 100_000
 
 

@@ -15,6 +15,7 @@ from core.db import db
 from leads.models import INTERESTS, Lead
 from leads.services import capture_lead
 from mailer.base import AuthError, Message, PermanentError, TemporaryError, UncertainError, get_sender
+from mailer.compose import provider_campaign_id
 from mailer.senders import SendGridSender
 from nurture.dispatch import tick
 from nurture.models import Delivery
@@ -72,6 +73,7 @@ def test_signup_and_tick_send_one_valid_request_without_health_details(sendgrid_
         delivery = db.session.scalars(select(Delivery).where(Delivery.lead_id == lead.id)).one()
         assert delivery.state == "sent"
         assert delivery.provider_message_id == requests[0]["message_id"]
+        campaign_id = provider_campaign_id("stem-cell-therapy")
 
     assert body["personalizations"] == [{"to": [{"email": "maria@example.com"}]}]
     assert body["from"]["email"] == "care@nexgenesis.example"
@@ -86,14 +88,14 @@ def test_signup_and_tick_send_one_valid_request_without_health_details(sendgrid_
     headers = body["headers"]
     assert headers["List-Unsubscribe"].startswith("<https://www.nexgenesis.example/unsubscribe/")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert "stem-cell-therapy." in headers["List-Id"]
+    assert f"<{campaign_id}." in headers["List-Id"]
     token_url = headers["List-Unsubscribe"].strip("<>")
     assert token_url in text
     assert token_url in html
     assert "100 Example Ave" in text
     assert "100 Example Ave" in html
-    assert body["categories"] == ["stem-cell-therapy"]
-    assert body["custom_args"] == {"delivery_id": str(delivery.id), "campaign": "stem-cell-therapy", "step": "welcome"}
+    assert body["categories"] == [campaign_id]
+    assert body["custom_args"] == {"delivery_id": str(delivery.id), "campaign": campaign_id, "step": "1"}
     assert all(isinstance(v, str) for v in body["custom_args"].values())
 
     whole = json.dumps(requests[0]).lower()
@@ -270,7 +272,7 @@ def test_random_faults_over_500_sends_deliver_each_exactly_once(sendgrid_app, fa
             ).all()
         )
     assert states == {"sent": 500}
-    welcomes = [r for r in fake_sendgrid.snapshot() if r["body"]["custom_args"]["step"] == "welcome"]
+    welcomes = [r for r in fake_sendgrid.snapshot() if r["body"]["custom_args"]["step"] == "1"]
     recipients = [r["body"]["personalizations"][0]["to"][0]["email"] for r in welcomes]
     assert len(recipients) == 500
     assert len(set(recipients)) == 500
@@ -301,3 +303,48 @@ def test_the_fake_runs_as_its_own_process(app):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("slug", "step_id", "position"),
+    [("stem-cell-therapy", "knee", "4"), ("prp-knee-osteoarthritis", "welcome", "1")],
+)
+def test_ids_sendgrid_sees_name_no_interest_or_condition(sendgrid_app, fake_sendgrid, slug, step_id, position):
+    """The knee step goes only to knee leads, and the PRP campaign's slug names knee osteoarthritis: SendGrid's
+    metadata (custom_args, categories, headers) and the links' UTM tags carry opaque ids instead."""
+    from mailer.compose import compose_step
+    from nurture.definitions import registry
+
+    with sendgrid_app.app_context():
+        lead = signup()
+        lead.interest = "knee"
+        campaign = registry().get(slug)
+        step = campaign.step(step_id)
+        message = compose_step(campaign, step, lead, Delivery(id=77, kind="nurture", dedupe_key="t"))
+        get_sender().send(message)
+        (request,) = fake_sendgrid.snapshot()
+    body = request["body"]
+    assert body["custom_args"]["step"] == position  # its place in the campaign, as the admin numbers it
+    assert body["custom_args"]["delivery_id"] == "77"
+    metadata = json.dumps([body["custom_args"], body["categories"], body["headers"]]).lower()
+    for word in ("knee", "osteoarthritis", slug, step_id):
+        assert word not in metadata, word
+    campaign_id = body["custom_args"]["campaign"]
+    assert body["categories"] == [campaign_id]
+    assert f"<{campaign_id}." in body["headers"]["List-Id"]
+    links = [part["value"] for part in body["content"]]
+    assert "utm_content=" + step_id not in " ".join(links)
+    if "/blog/" in links[0]:
+        assert f"utm_content={position}" in links[0]
+
+
+def test_campaign_ids_for_sendgrid_are_keyed_by_the_secret(sendgrid_app, make_config):
+    """The slugs are public page addresses: a plain hash of one could be matched by anyone, a keyed one cannot."""
+    from mailer.compose import provider_campaign_id
+
+    with sendgrid_app.app_context():
+        first = provider_campaign_id("prp-knee-osteoarthritis")
+        assert first == provider_campaign_id("prp-knee-osteoarthritis")
+        assert first != provider_campaign_id("stem-cell-therapy")
+        sendgrid_app.config["SECRET_KEY"] = "another-secret"
+        assert provider_campaign_id("prp-knee-osteoarthritis") != first

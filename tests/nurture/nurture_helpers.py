@@ -15,21 +15,36 @@ from nurture.dispatch import tick
 from nurture.models import Delivery, Enrollment
 
 
+def step_of(message: Message) -> str | None:
+    """The campaign step id of a message, read back from the opaque ids the provider sees (in an app context)."""
+    from mailer.compose import provider_campaign_id
+    from nurture.definitions import registry
+
+    campaign_id, position = message.custom_args.get("campaign"), message.custom_args.get("step")
+    for campaign in registry().all():
+        if provider_campaign_id(campaign.slug) == campaign_id and position and position.isdecimal():
+            return campaign.steps[int(position) - 1].id
+    return None
+
+
 class RecordingSender:
     """Keeps every message it is asked to send and answers with a fake provider id."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.step_ids: list[str | None] = []
         self._lock = threading.Lock()
 
     def send(self, message: Message) -> str:
+        step = step_of(message)  # the worker sends inside an app context
         with self._lock:
             self.messages.append(message)
+            self.step_ids.append(step)
             return f"msg-{len(self.messages)}"
 
     def steps(self) -> Counter:
-        """How many times each (recipient, step) was sent."""
-        return Counter((m.to, m.custom_args.get("step")) for m in self.messages)
+        """How many times each (recipient, step id) was sent."""
+        return Counter((m.to, step) for m, step in zip(self.messages, self.step_ids, strict=True))
 
 
 class FlakySender(RecordingSender):

@@ -172,11 +172,35 @@ def test_simulate_refuses_bad_input(runner):
 
 def test_every_shipped_campaign_answers_at_once_and_validate_warns_when_one_waits(runner, broken):
     result = runner.invoke(args=["campaigns", "validate"])
-    assert "warning" not in result.output  # every shipped first email has any_time: true
+    assert "any_time: warning" not in result.output  # every shipped first email has any_time: true
     edit(broken / "prp-knee-osteoarthritis" / "campaign.yaml", "    any_time: true\n", "")
     result = runner.invoke(args=["campaigns", "validate", str(broken)])
     assert result.exit_code == 0, result.output  # allowed, but said
-    [line] = [line for line in result.output.splitlines() if "warning" in line and "campaign.yaml" in line]
+    [line] = [line for line in result.output.splitlines() if "any_time: warning" in line]
     assert line.startswith(str(broken / "prp-knee-osteoarthritis" / "campaign.yaml") + ": steps[0].any_time: warning:")
     assert "waits for the send window (mon, tue, wed, thu, fri 09:00-17:00)" in line
-    assert result.output.strip().endswith("2 campaigns OK (1 warning(s) above)")
+    assert result.output.strip().endswith("2 campaigns OK (2 warning(s) above)")
+
+
+def test_validate_warns_that_an_interest_step_tells_the_provider(runner, broken):
+    """The knee step goes only to knee leads: its content tells SendGrid their interest (a warning, not an error)."""
+    result = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "warning" in line]
+    assert line.startswith(f"{broken / 'stem-cell-therapy' / 'campaign.yaml'}: steps[3].when: warning: ")
+    assert "only leads interested in knee get this email" in line
+    assert "tells the email provider" in line
+    edit(broken / "stem-cell-therapy" / "campaign.yaml", "    when:\n      interest: [knee]\n", "")
+    quiet = runner.invoke(args=["campaigns", "validate", str(broken)])
+    assert quiet.exit_code == 0, quiet.output
+    assert "warning" not in quiet.output
+
+
+def test_simulate_names_the_id_sendgrid_sees(runner, app):
+    from mailer.compose import provider_campaign_id
+
+    result = runner.invoke(args=["campaigns", "simulate", "stem-cell-therapy", "--signup-at", "2026-11-23T22:15"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert f"SendGrid sees this campaign as {provider_campaign_id('stem-cell-therapy')}" in result.output
+    assert "4. knee" in result.output

@@ -59,7 +59,7 @@ def test_one_click_confirms_records_consent_and_starts_the_sequence(doi_app, clo
     assert enrollment.state == "active"
     assert enrollment.confirmed_at == clock.now()
     run_tick(doi_app)
-    assert [m.custom_args.get("step") for m in sender.messages[1:]] == ["welcome"]
+    assert sender.step_ids[1:] == ["welcome"]
     # A second click is harmless: no second consent, no restart.
     again = client.get(confirm_link(sender.messages[0]))
     assert again.status_code == 200

@@ -1,0 +1,62 @@
+"""A repeat request with other details: shown on the lead's page, changed only when staff accept them."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from core.db import db
+from leads.models import Lead, Submission
+
+
+def _accept_urls(html: str) -> list[str]:
+    return re.findall(r'action="(/admin/leads/\d+/submissions/\d+/accept)"', html)
+
+
+def test_the_lead_page_shows_what_a_repeat_request_gave_differently_and_accepting_is_recorded(
+    staff, make_lead, app, clock
+):
+    lead_id = make_lead()
+    clock.advance(hours=1)
+    assert make_lead(first_name="Mallory", phone="+13035550142", interest="hip") == lead_id
+    html = staff.get(f"/admin/leads/{lead_id}").get_data(as_text=True)
+    assert "Details differ from the record" in html
+    section = html[html.index("Details differ from the record") : html.index("Accept these details")]
+    assert re.search(r"First name</th><td>Dana</td><td>Mallory</td>", section)
+    assert re.search(r"Phone</th><td>\+13035550123</td><td>\+13035550142</td>", section)
+    assert re.search(r"Interest</th><td>Knee</td><td>Hip</td>", section)
+    assert "Last name" not in section  # the same in both
+    [accept] = _accept_urls(html)
+
+    response = staff.post(accept)
+    assert response.status_code == 302
+    with app.app_context():
+        lead = db.session.get(Lead, lead_id)
+        assert (lead.first_name, lead.phone, lead.interest) == ("Mallory", "+13035550142", "hip")
+        submission = db.session.scalars(select(Submission).order_by(Submission.id.desc())).first()
+        assert submission.details_accepted_at == clock.now()
+    page = staff.get(f"/admin/leads/{lead_id}").get_data(as_text=True)
+    assert "Details differ" not in page
+    assert "Details of a repeat request accepted" in page
+    assert f"By {staff.email}" in page
+
+
+def test_a_repeat_request_with_the_same_details_asks_nothing(staff, make_lead):
+    lead_id = make_lead()
+    make_lead()
+    html = staff.get(f"/admin/leads/{lead_id}").get_data(as_text=True)
+    assert "Details differ" not in html
+    assert _accept_urls(html) == []
+
+
+def test_a_request_of_another_lead_cannot_be_accepted_here(staff, make_lead, app):
+    first = make_lead()
+    make_lead(first_name="Mallory")
+    other = make_lead("other@example.com", first_name="Olga")
+    [accept] = _accept_urls(staff.get(f"/admin/leads/{first}").get_data(as_text=True))
+    wrong = accept.replace(f"/leads/{first}/", f"/leads/{other}/")
+    assert staff.post(wrong).status_code == 404
+    assert staff.client.post(accept).status_code == 400  # no CSRF token
+    with app.app_context():
+        assert db.session.get(Lead, first).first_name == "Dana"

@@ -18,13 +18,13 @@ import leads
 import mailer
 import nurture
 import public
+import studio
 from config import Config
 from core import clock, extensions
 from core.db import db
-from nurture import definitions
 
 # Models of every package must be imported before the metadata is used (migrations, create_all).
-MODEL_MODULES = ("leads.models", "nurture.models", "mailer.models", "admin.models", "public.models", "alerts.models")
+MODEL_MODULES = ("leads.models", "mailer.models", "nurture.models", "admin.models", "public.models", "alerts.models")
 
 
 def load_models() -> None:
@@ -60,7 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
     clock.init_app(app)
     db.init_app(app)
     extensions.init_app(app)
-    definitions.init_app(app)
+    studio.init_app(app)
 
     public.init_app(app)
     leads.init_app(app)

@@ -7,9 +7,13 @@ import hmac
 from flask import Flask, render_template, request
 from werkzeug.wrappers import Response
 
+from admin import cli, views  # noqa: F401 - importing the views registers their routes
+from admin.blueprint import PUBLIC_ENDPOINTS, bp, endpoint_for_path, guard_admin_path, has_endpoint
+from admin.composers import compose_test_delivery
 from admin.models import User
 from core.db import db
 from core.extensions import login_manager
+from mailer.base import register_composer
 
 
 @login_manager.user_loader
@@ -32,11 +36,6 @@ def _holds_nul() -> bool:
 
 def init_app(app: Flask) -> None:
     """Register the admin blueprint, the `flask users` and `flask demo` commands and the test-send composer."""
-    from admin import cli, views  # noqa: F401 - importing the views registers their routes
-    from admin.blueprint import PUBLIC_ENDPOINTS, bp, endpoint_for_path, guard_admin_path, has_endpoint
-    from admin.views.campaigns import compose_test_delivery
-    from mailer.base import register_composer
-
     app.register_blueprint(bp)
     app.cli.add_command(cli.users_cli)
     app.cli.add_command(cli.demo_cli)

@@ -12,8 +12,13 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from admin.models import ROLES, User
+from admin.seed import seed
+from admin.services import demo_setup
 from admin.users import UserError, create_user, find_user, normalize_user_email, set_password
 from core.db import db
+from mailer.health import setting_problems
+from studio.definitions import shown_path
+from studio.registry import registry
 
 users_cli = AppGroup("users", help="Staff accounts for /admin.")
 demo_cli = AppGroup("demo", help="First-run setup and sample data.")
@@ -78,8 +83,6 @@ def users_set_password(email: str, password_stdin: bool) -> None:
 @demo_cli.command("setup")
 def demo_setup_command() -> None:
     """Idempotent first run: an admin with a random password (printed once) if no user exists; campaign switches."""
-    from admin.services import demo_setup
-
     with db.write_transaction() as s:
         created = demo_setup(s)
         query = select(User.email).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
@@ -90,9 +93,6 @@ def demo_setup_command() -> None:
 
 def demo_banner(created: tuple[str, str] | None, admins: list[str]) -> list[str]:
     """What `make run` prints before the servers' logs start: how to sign in, where to sign up, where mail goes."""
-    from mailer.health import setting_problems
-    from nurture.definitions import registry
-
     config = current_app.config
     site = config["SITE_URL"]
     rule = "=" * 78
@@ -115,7 +115,7 @@ def demo_banner(created: tuple[str, str] | None, admins: list[str]) -> list[str]
         ]
     backend = (config.get("MAIL_BACKEND") or "outbox").lower()
     if backend == "outbox":
-        lines.append(f"  Emails go to:   {_shown(config['OUTBOX_DIR'])}/ (also at {site}/admin/outbox)")
+        lines.append(f"  Emails go to:   {shown_path(Path(config['OUTBOX_DIR']))}/ (also at {site}/admin/outbox)")
     else:
         lines.append(f"  Emails go to:   MAIL_BACKEND={backend}")
     address = (config.get("CLINIC_POSTAL_ADDRESS") or "").strip()
@@ -123,14 +123,6 @@ def demo_banner(created: tuple[str, str] | None, admins: list[str]) -> list[str]
     lines += [f"  !! {problem}: the nurture worker will refuse to start" for problem in setting_problems(config)]
     lines += [rule, ""]
     return lines
-
-
-def _shown(path: str) -> str:
-    """A folder relative to the working directory when it is inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 @demo_cli.command("seed")
@@ -141,8 +133,6 @@ def _shown(path: str) -> str:
 @click.option("--seed", "random_seed", type=int, default=None, help="Random seed, for repeatable data.")
 def demo_seed_command(count: int, days: int, random_seed: int | None) -> None:
     """Fill the database with realistic leads, submissions, consents, enrollments, deliveries and page views."""
-    from admin.seed import seed
-
     started = time.perf_counter()
     totals = seed(count, days=days, random_seed=random_seed)
     took = time.perf_counter() - started

@@ -6,12 +6,15 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.clock import now
 from core.columns import BigId, UTCDateTime
 from core.db import Base
+from leads.models import Lead, Submission
+from mailer.models import Delivery
+from nurture.models import Enrollment
 
 ROLES = ("admin", "marketer")
 
@@ -57,11 +60,6 @@ class User(UserMixin, Base):
 
 def _admin_indexes() -> None:
     """Indexes on other packages' tables that the admin's lists and dashboard need at 100,000+ leads."""
-    from sqlalchemy import Index, text
-
-    from leads.models import Lead, Submission
-    from nurture.models import Delivery, Enrollment
-
     # The call-back queue: new leads nobody has contacted, oldest first (the leads page's default order).
     waiting = text("status = 'new' AND contacted_at IS NULL AND erased_at IS NULL")
     Index("ix_leads_waiting", Lead.created_at, sqlite_where=waiting, postgresql_where=waiting)

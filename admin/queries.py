@@ -9,13 +9,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select
 from sqlalchemy.orm import Session
 
 from leads.models import INTERESTS, STATUSES, Lead, Submission
-from mailer.models import ProviderEvent
-from nurture.models import Delivery, Enrollment, SystemFlag, WorkerHeartbeat
+from mailer.health import stale_batches, stale_note
+from mailer.ledger import provider_pause
+from mailer.models import Delivery, ProviderEvent
+from nurture.health import last_heartbeat, worker_stopped
+from nurture.models import Enrollment
 from public.models import PageView
+from studio.registry import registry
 
 PER_PAGE = 50
 SORTS = {
@@ -284,8 +289,6 @@ def iter_filtered(session: Session, f: LeadFilter, tz: str) -> Iterator[Lead]:
 
 def filter_choices(session: Session) -> dict[str, list[str]]:
     """Values offered in the filter menus: sources and campaigns seen in the data."""
-    from nurture.definitions import registry
-
     sources = list(session.scalars(select(Lead.source).distinct().order_by(Lead.source).limit(200)))
     campaigns = sorted(
         {c.slug for c in registry().all()}
@@ -433,17 +436,6 @@ def _signups_per_day(
     return [int(n or 0) for n in session.execute(select(*counts)).one()]
 
 
-def provider_pause(session: Session) -> dict[str, Any] | None:
-    """The provider pause ({'reason', 'at'}) raised by the mailer after a 401/403, or None."""
-    from mailer.health import auth_failure
-
-    found = auth_failure(session)
-    if found is not None:
-        return found
-    legacy = session.get(SystemFlag, "provider_paused")
-    return {"reason": legacy.value} if legacy is not None and legacy.value else None
-
-
 def failed_detail(failed_by: Mapping[str | None, int]) -> str:
     """Why deliveries failed, by who produced the error: "the provider refused" only when a provider answered."""
     parts = []
@@ -462,8 +454,6 @@ def failed_detail(failed_by: Mapping[str | None, int]) -> str:
 def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str, str]]:
     """Problems an operator should act on: provider paused, webhook refusing stale events, failed or unknown
     deliveries, a stalled worker."""
-    from flask import current_app
-
     out: list[dict[str, str]] = []
     pause = provider_pause(session)
     if pause is not None and pause.get("setting"):
@@ -485,8 +475,6 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
                 "action": "admin.provider_resume",
             }
         )
-    from mailer.health import stale_batches, stale_note
-
     stale = stale_batches(session)
     if stale is not None:
         out.append(
@@ -529,8 +517,7 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
                 "date_from": start.astimezone(ZoneInfo(current_app.config["CLINIC_TIMEZONE"])).date().isoformat(),
             }
         )
-    tick = float(current_app.config.get("NURTURE_TICK_SECONDS", 5.0))
-    last_beat = session.scalar(select(func.max(WorkerHeartbeat.beat_at)))
+    last_beat = last_heartbeat(session)
     if last_beat is None:
         out.append(
             {
@@ -539,7 +526,7 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
                 "detail": "Start it with `flask nurture run` (make run starts it for you).",
             }
         )
-    elif moment - last_beat > timedelta(seconds=max(3 * tick, 15)):
+    elif worker_stopped(last_beat, moment, current_app.config):
         out.append(
             {
                 "level": "error",
@@ -562,8 +549,6 @@ def step_stats(session: Session, slug: str) -> dict[str, dict[str, int]]:
     Nurture deliveries only. `waiting` counts the leads this step is next for now: active enrollments scheduled
     for it, plus its deliveries queued or retrying.
     """
-    from nurture.definitions import registry
-
     def n(condition: Any) -> Any:
         return func.sum(case((condition, 1), else_=0))
 

@@ -16,9 +16,10 @@ from sqlalchemy.engine import Connection
 from core.clock import now
 from core.db import db
 from leads.models import Consent, Lead, StatusChange, Submission
-from mailer.models import ProviderEvent
-from nurture.models import Delivery, Enrollment
+from mailer.models import Delivery, ProviderEvent
+from nurture.models import Enrollment
 from public.models import PageView
+from studio.registry import registry
 
 FIRST = [
     "Maria",
@@ -357,8 +358,6 @@ def _bulk_connection() -> Iterator[tuple[Connection, bool]]:
 
 def _campaigns() -> list[tuple[str, list[tuple[str, timedelta]]]]:
     """(slug, [(step id, delay from signup)]) for each loaded campaign."""
-    from nurture.definitions import registry
-
     out = []
     for campaign in registry().all():
         elapsed = timedelta(0)

@@ -14,10 +14,13 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from admin.models import User
+from admin.users import create_user
 from core.clock import now
 from leads.models import Consent, Lead, Note, StatusChange, Submission
-from mailer.models import ProviderEvent, Suppression, email_hash
-from nurture.models import CampaignState, Delivery, DeliveryAction, Enrollment
+from leads.services import change_status
+from mailer.models import Delivery, DeliveryAction, ProviderEvent, Suppression, email_hash
+from nurture.models import CampaignState, Enrollment
+from studio.registry import registry
 
 # Only these can be queued again: a provider never accepted them (failed) or nobody knows (unknown). Never sent ones.
 REQUEUE_STATES = ("failed", "unknown")
@@ -172,8 +175,6 @@ def gdpr_json(session: Session, lead: Lead) -> str:
 
 def mark_contacted(session: Session, lead: Lead, user: User) -> None:
     """Record that staff reached the lead: status new becomes contacted; who and when are kept."""
-    from leads.services import change_status
-
     if lead.status == "new":
         change_status(session, lead, "contacted", source="admin", user=user)
     if lead.contacted_at is None:
@@ -271,8 +272,6 @@ def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: Us
 
 def ensure_campaign_states(session: Session) -> int:
     """A CampaignState row for every loaded campaign; returns how many were added."""
-    from nurture.definitions import registry
-
     existing = set(session.scalars(select(CampaignState.slug)))
     added = 0
     for campaign in registry().all():
@@ -290,8 +289,6 @@ def clinic_domain() -> str:
 
 def demo_setup(session: Session) -> tuple[str, str] | None:
     """Idempotent first-run setup; returns (email, password) of the admin it created, if it had to."""
-    from admin.users import create_user
-
     created = None
     if session.scalar(select(User.id).limit(1)) is None:
         email = f"admin@{clinic_domain()}"

@@ -7,13 +7,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask
 
+from alerts import composers, digest, receivers, views, webhooks
+from alerts.digest import parse_time
 from config import ConfigError
+from mailer.base import register_composer
 
 
 def check_config(config: dict) -> None:
     """Refuse settings the alerts cannot work with, naming the variable."""
-    from alerts.digest import parse_time
-
     if config.get("INTAKE_DIGEST", "off") not in ("off", "daily"):
         raise ConfigError(f"INTAKE_DIGEST: {config['INTAKE_DIGEST']!r} is not a digest option (use off or daily)")
     try:
@@ -38,9 +39,6 @@ def check_config(config: dict) -> None:
 
 def init_app(app: Flask) -> None:
     """Check config, connect receivers, register the email composers, worker tasks and the admin page."""
-    from alerts import composers, digest, receivers, views, webhooks
-    from mailer.base import register_composer
-
     check_config(app.config)
     receivers.connect()
     register_composer(app, "intake_alert", composers.compose_intake_alert)

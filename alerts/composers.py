@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,26 +10,20 @@ from flask import current_app
 
 from alerts import digest as digest_mod
 from alerts.services import DIGEST_REASON, INTAKE_REASON, admin_lead_url, first_submission_id, parse_intake_key
-from core import frontmatter
 from core.db import db
+from core.templating import escape_markdown
 from leads.models import CONTACT_METHODS, Lead, Submission
 from leads.services import CONTACT_DETAIL_FIELDS, detail_differences
-from mailer.base import Message
-from mailer.compose import ComposeError, build_message
+from mailer.base import ComposeError, Message
+from mailer.compose import build_template_email
 
 # Field names only: an alert never carries the values (no phone, no email), nor anything about the interest.
 DIFFER_LABELS = {"first_name": "name", "last_name": "name", "phone": "phone", "preferred_contact": "contact preference"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 
 
 def _md(value: object) -> str:
     """Plain text inside Markdown (for values nested in lists, which the mailer does not escape)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
-
-
-def _source(app_name: str) -> tuple[dict[str, Any], str]:
-    text, _, _ = current_app.jinja_loader.get_source(current_app.jinja_env, f"alerts/email/{app_name}.md")
-    return frontmatter.split(text)
+    return escape_markdown(str(value))
 
 
 def local_time(moment: datetime | None, tz: ZoneInfo, fmt: str = "%a %d %b %Y, %H:%M %Z") -> str:
@@ -52,22 +45,11 @@ def _tz() -> ZoneInfo:
 
 
 def _build(delivery: Any, source: str, context: dict[str, Any], reason: str, kind: str) -> Message:
-    meta, body = _source(source)
-    to = delivery.recipient
-    if not to:
+    if not delivery.recipient:
         raise ComposeError(f"{kind} delivery #{delivery.id} has no recipient")
-    return build_message(
-        to=to,
-        subject=str(meta.get("subject", "")),
-        preheader=str(meta.get("preheader", "")),
-        markdown=body,
-        context=context,
-        lead=None,
-        delivery_id=delivery.id,
-        reason=reason,
-        list_unsubscribe=False,  # staff mail about work, not marketing; the reason says how to stop it
-        categories=(kind,),
-        custom_args={"kind": kind},
+    # Staff mail about work, not marketing: no unsubscribe headers; the reason says how to stop it.
+    return build_template_email(
+        f"alerts/email/{source}.md", to=delivery.recipient, context=context, delivery=delivery, reason=reason
     )
 
 

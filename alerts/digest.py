@@ -9,9 +9,12 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import select
 
+from alerts.services import insert_ignoring_duplicates
 from core.clock import now
 from core.db import db
 from core.text import strip_bidi
+from leads.models import Consent, Lead, StatusChange
+from mailer.models import Delivery
 
 DIGEST_LIST_LIMIT = 50
 
@@ -89,8 +92,6 @@ def first_name(lead: object) -> str:
 
 def summarize(day: date, tz: ZoneInfo) -> DigestSummary:
     """New leads, bookings and unsubscribes of a local day."""
-    from leads.models import Consent, Lead, StatusChange
-
     start, end = day_bounds(day, tz)
     session = db.session()
     summary = DigestSummary(day=day)
@@ -135,9 +136,6 @@ def summarize(day: date, tz: ZoneInfo) -> DigestSummary:
 
 def record_due() -> int:
     """Tick task: once the local digest time has passed, record today's digest per address (once)."""
-    from alerts.services import insert_ignoring_duplicates
-    from nurture.models import Delivery
-
     config = current_app.config
     addresses = list(dict.fromkeys(a.strip().lower() for a in config.get("INTAKE_EMAILS") or [] if a.strip()))
     if config.get("INTAKE_DIGEST", "off") != "daily" or not addresses:

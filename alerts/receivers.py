@@ -6,10 +6,13 @@ import re
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from alerts.models import WebhookEvent
 from alerts.services import admin_lead_path, record_intake_alerts, record_webhook_event
 from core import signals
+from mailer.models import Delivery
+from mailer.outbox import erase_copies
 
 
 def on_lead_captured(sender: Flask, *, session: Any, lead: Any, submission: Any, created: bool, **_: Any) -> None:
@@ -40,10 +43,14 @@ def on_lead_unsubscribed(sender: Flask, *, session: Any, lead: Any, reason: str,
 
 
 def on_lead_erased(sender: Flask, *, session: Any, lead: Any, **_: Any) -> None:
-    """Digests name many leads: the outbox's copies of those sent since the lead signed up that list it go too."""
-    from mailer.outbox import erase_copies
-    from nurture.models import Delivery
-
+    """Outgoing webhooks carry the lead's details: empty them and stop those not yet delivered. Digests name many
+    leads: the outbox's copies of those sent since the lead signed up that list it go too."""
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.lead_id == lead.id, WebhookEvent.state.in_(("pending", "sending")))
+        .values(state="failed", last_error="lead erased before delivery", next_attempt_at=None)
+    )
+    session.execute(update(WebhookEvent).where(WebhookEvent.lead_id == lead.id).values(payload="{}"))
     ids = session.scalars(
         select(Delivery.provider_message_id).where(
             Delivery.kind == "digest", Delivery.created_at >= lead.created_at, Delivery.provider_message_id.is_not(None)

@@ -17,7 +17,7 @@ from werkzeug.routing import BuildError
 from alerts.models import WebhookEvent
 from core.clock import now
 from leads.models import Lead, Submission
-from nurture.models import Delivery
+from mailer.models import Delivery
 
 # The admin's lead page; the first that exists wins.
 LEAD_ENDPOINTS = ("admin.lead_detail", "admin.lead")

@@ -28,8 +28,7 @@ from config import Config
 from core.clock import FrozenClock
 from core.db import Base, db, normalize_url
 from leads.models import Lead
-from mailer.models import ProviderEvent
-from nurture.models import Delivery
+from mailer.models import Delivery, ProviderEvent
 from tests.fakes.sendgrid import WebhookSigner
 
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)

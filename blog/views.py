@@ -6,8 +6,8 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from werkzeug.wrappers import Response
 
 from blog import blog
-from nurture.definitions import registry
 from public import pageviews
+from studio.registry import registry
 
 bp = Blueprint("blog", __name__)
 DEFAULT_PER_PAGE = 10

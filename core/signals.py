@@ -22,6 +22,7 @@ lead_unsubscribed = _events.signal("lead-unsubscribed")
 #: A lead confirmed a double opt-in. kwargs: session, lead, enrollment.
 lead_confirmed = _events.signal("lead-confirmed")
 
-#: A lead's personal data was erased (its rows are already cleared). kwargs: session, lead, email (the address it
-#: had, or None). Receivers remove copies kept outside the database; they may run before the commit.
+#: A lead's personal data was erased from the leads tables. kwargs: session, lead, email (the address it had, or
+#: None). Each package clears its own rows about the lead (in the session) and its copies kept outside the
+#: database (files may go before the commit).
 lead_erased = _events.signal("lead-erased")

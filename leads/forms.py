@@ -17,7 +17,7 @@ from core.clock import now
 from core.text import strip_bidi
 from leads import services
 from leads.consent import email_consent_text, privacy_notice_text
-from leads.models import CONTACT_METHODS, INTERESTS
+from leads.models import CONTACT_METHODS, INTERESTS, UTM_FIELDS
 
 # Control characters, CR/LF included; a single-line field keeps none of them (no header or log injection).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -208,11 +208,5 @@ class SignupForm(FlaskForm):
 
     def tracking(self) -> dict[str, Any]:
         """The hidden attribution fields in the shape services.capture_lead takes as meta."""
-        return {
-            "utm_source": self.utm_source.data or None,
-            "utm_medium": self.utm_medium.data or None,
-            "utm_campaign": self.utm_campaign.data or None,
-            "utm_term": self.utm_term.data or None,
-            "utm_content": self.utm_content.data or None,
-            "referrer": self.referrer.data or None,
-        }
+        tags = {name: self[name].data or None for name in UTM_FIELDS}
+        return {**tags, "referrer": self.referrer.data or None}

@@ -10,18 +10,24 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core.clock import now
 from core.columns import BigId, UTCDateTime
 from core.db import Base
+from core.vocabulary import INTERESTS, STATUSES
 
-STATUSES = ("new", "contacted", "booked", "patient", "not_a_fit")
-INTERESTS = {
-    "knee": "Knee",
-    "hip": "Hip",
-    "shoulder": "Shoulder",
-    "spine": "Spine / back",
-    "elbow": "Elbow / tendon",
-    "ankle": "Ankle / foot",
-    "other": "Other",
-}
+# STATUSES and INTERESTS are defined in core.vocabulary (campaign definitions check them); named here for leads.
+__all__ = [
+    "CONTACT_METHODS",
+    "INTERESTS",
+    "STATUSES",
+    "UTM_FIELDS",
+    "Consent",
+    "Lead",
+    "Note",
+    "StatusChange",
+    "Submission",
+]
+
 CONTACT_METHODS = {"email": "Email", "phone": "Phone call", "text": "Text message"}
+# The UTM tags a visit's link may carry, kept on each submission (columns of the same names).
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
 class Lead(Base):

@@ -27,7 +27,17 @@ from core import signals
 from core.clock import now
 from core.text import strip_bidi
 from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING, PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION
-from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Consent, Lead, Note, StatusChange, Submission
+from leads.models import (
+    CONTACT_METHODS,
+    INTERESTS,
+    STATUSES,
+    UTM_FIELDS,
+    Consent,
+    Lead,
+    Note,
+    StatusChange,
+    Submission,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +55,6 @@ LIMITS = {
     "user_agent": 500,
 }
 MESSAGE_MAX = 2000
-UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 ERASED_SOURCE = "(erased)"
 
 
@@ -445,48 +454,13 @@ def find_lead(session: Session, email: str) -> Lead | None:
 
 
 def erase_lead(session: Session, lead: Lead) -> None:
-    """Remove the lead's personal data everywhere, keeping anonymous rows for counts."""
-    from alerts.models import WebhookEvent
-    from mailer.models import ProviderEvent, Suppression, email_hash
-    from nurture.models import Delivery, Enrollment
+    """Remove the lead's personal data everywhere, keeping anonymous rows for counts.
 
+    The lead's own rows are cleared here; every other package clears its own in its lead_erased receiver, in
+    the same transaction (the every-text-column test finds a package that forgets).
+    """
     email = lead.email
     moment = now()
-    if email:
-        session.execute(
-            update(Suppression)
-            .where((Suppression.email == email) | (Suppression.email_hash == email_hash(email)))
-            .values(email=None, detail=None)
-        )
-    delivery_ids = select(Delivery.id).where(Delivery.lead_id == lead.id).scalar_subquery()
-    session.execute(
-        update(ProviderEvent).where(ProviderEvent.delivery_id.in_(delivery_ids)).values(reason=None, url=None)
-    )
-    session.execute(update(Delivery).where(Delivery.lead_id == lead.id).values(recipient=None, error=None))
-    # Mail not yet handed to the provider must never go out to an erased person.
-    session.execute(
-        update(Delivery)
-        .where(Delivery.lead_id == lead.id, Delivery.state.in_(("pending", "retrying")))
-        .values(state="skipped", error="lead erased", due_at=None)
-    )
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.lead_id == lead.id)
-        .values(
-            state="exited",
-            exit_reason="erased",
-            next_send_at=None,
-            lease_owner=None,
-            ended_at=func.coalesce(Enrollment.ended_at, moment),
-        )
-    )
-    # Outgoing webhooks carry the lead's details: empty them, and stop any not yet delivered.
-    session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.lead_id == lead.id, WebhookEvent.state.in_(("pending", "sending")))
-        .values(state="failed", last_error="lead erased before delivery", next_attempt_at=None)
-    )
-    session.execute(update(WebhookEvent).where(WebhookEvent.lead_id == lead.id).values(payload="{}"))
     session.execute(delete(Note).where(Note.lead_id == lead.id))
     session.execute(
         update(Submission)

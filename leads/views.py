@@ -17,7 +17,8 @@ from core.extensions import limiter
 from core.markdown import render as render_markdown
 from leads import services
 from leads.forms import SignupForm, capped, seconds_since, sign_started
-from nurture.definitions import RESERVED_SLUGS, Campaign, registry
+from studio.definitions import RESERVED_SLUGS, Campaign
+from studio.registry import registry
 
 log = logging.getLogger(__name__)
 

@@ -56,6 +56,10 @@ class PermanentError(SendError):
     """The provider refused this message (400, 413): sending it again will not help."""
 
 
+class ComposeError(PermanentError):
+    """The message cannot be built (missing config, a broken template): sending again will not help."""
+
+
 class AuthError(SendError):
     """The provider refused our credentials (401, 403): stop all sending until an operator acts."""
 
@@ -81,7 +85,7 @@ class Sender(Protocol):
         ...
 
 
-# A composer builds the Message for a recorded delivery of its kind (see nurture.models.DELIVERY_KINDS).
+# A composer builds the Message for a recorded delivery of its kind (see mailer.models.DELIVERY_KINDS).
 Composer = Callable[..., Message]
 
 

@@ -1,24 +1,23 @@
-"""The sending pause: after a 401/403, or when a setting every email needs is missing, no process sends until an
-operator fixes the cause and resumes; the check of those settings that `flask nurture run/tick` make at start; and
+"""The settings every marketing email needs (checked by `flask nurture run/tick` at start and by each tick), and
 signed webhook batches refused as stale (a server clock off by minutes would otherwise drop every event silently).
+The sending pause itself is in mailer.ledger.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import now
+from core.db import db
 from mailer.base import SettingError
+from mailer.ledger import lower_flag, read_flag, write_flag
 
 log = logging.getLogger(__name__)
 
-AUTH_FLAG = "mail_provider_auth_error"
 STALE_FLAG = "sendgrid_webhook_stale"
 
 
@@ -47,103 +46,33 @@ def setting_problems(config: Mapping[str, Any]) -> list[SettingError]:
     return problems
 
 
-def record_auth_failure(session: Session, reason: str, setting: str | None = None) -> None:
-    """Raise the shared alert (in the caller's transaction); dispatch checks it before sending.
-
-    `setting` names the variable to fix when a setting, not the provider, stopped sending.
-    """
-    from nurture.models import SystemFlag
-
-    data = {"reason": reason[:500], "at": now().isoformat()}
-    if setting:
-        data["setting"] = setting
-    value = json.dumps(data)
-    flag = session.get(SystemFlag, AUTH_FLAG)
-    if flag is None:
-        session.add(SystemFlag(key=AUTH_FLAG, value=value, updated_at=now()))
-    else:
-        flag.value = value
-        flag.updated_at = now()
-    if setting:
-        log.critical("ALERT: sending is paused until %s is fixed: %s", setting, reason[:200])
-    else:
-        log.critical("ALERT: the mail provider refused our credentials; sending is paused: %s", reason[:200])
-
-
-def clear_auth_failure(session: Session) -> None:
-    """Lift the alert once the key is fixed."""
-    from nurture.models import SystemFlag
-
-    flag = session.get(SystemFlag, AUTH_FLAG)
-    if flag is not None:
-        session.delete(flag)
-
-
-def auth_failure(session: Session) -> dict[str, Any] | None:
-    """The current alert ({'reason', 'at'} and 'setting' when a setting caused it) or None."""
-    from nurture.models import SystemFlag
-
-    value = session.scalar(select(SystemFlag.value).where(SystemFlag.key == AUTH_FLAG))
-    if value is None:
-        return None
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return {"reason": value, "at": None}
-    return data if isinstance(data, dict) else {"reason": str(data), "at": None}
-
-
-def _flag_data(session: Session, key: str) -> dict[str, Any] | None:
-    from nurture.models import SystemFlag
-
-    value = session.scalar(select(SystemFlag.value).where(SystemFlag.key == key))
-    if value is None:
-        return None
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def record_stale_batch(session: Session, age_seconds: float) -> None:
     """Note a signed batch refused as stale (in the caller's transaction); cleared by the next accepted batch."""
-    from nurture.models import SystemFlag
-
     moment = now().isoformat()
-    previous = _flag_data(session, STALE_FLAG)
+    previous = read_flag(session, STALE_FLAG)
     data = {
         "since": (previous or {}).get("since") or moment,
         "last_at": moment,
         "clock_skew_seconds": round(age_seconds),
         "refused_batches": int((previous or {}).get("refused_batches") or 0) + 1,
     }
-    flag = session.get(SystemFlag, STALE_FLAG)
-    if flag is None:
-        session.add(SystemFlag(key=STALE_FLAG, value=json.dumps(data), updated_at=now()))
+    if write_flag(session, STALE_FLAG, data):
         log.error(
             "ALERT: SendGrid's signed event batches are %+d s from this server's clock (limit 600 s) and are "
             "refused; check the clock (NTP)",
             round(age_seconds),
         )
-    else:
-        flag.value = json.dumps(data)
-        flag.updated_at = now()
 
 
 def clear_stale_batches(session: Session) -> None:
     """A batch was accepted: events flow again (in the caller's transaction)."""
-    from nurture.models import SystemFlag
-
-    flag = session.get(SystemFlag, STALE_FLAG)
-    if flag is not None:
-        session.delete(flag)
+    if lower_flag(session, STALE_FLAG):
         log.warning("SendGrid webhook batches are accepted again")
 
 
 def stale_batches(session: Session) -> dict[str, Any] | None:
     """While the latest signed batches are being refused as stale: since, last_at, clock_skew_seconds, count."""
-    return _flag_data(session, STALE_FLAG)
+    return read_flag(session, STALE_FLAG)
 
 
 def _duration(seconds: int) -> str:
@@ -166,8 +95,6 @@ def stale_note(data: dict[str, Any]) -> str:
 
 def webhook_probe() -> dict[str, Any]:
     """/healthz entry: not ok while signed SendGrid batches are being refused as stale."""
-    from core.db import db
-
     try:
         data = stale_batches(db.session)
         db.session.commit()

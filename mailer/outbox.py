@@ -1,4 +1,5 @@
-"""The local outbox's copies of sent email, and their removal when the person they concern is erased."""
+"""The local outbox's copies of sent email, and their removal when the person they concern is erased (the
+receivers: mailer.erasure and alerts.receivers)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,6 @@ from collections.abc import Iterable
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
-
-from flask import Flask
-from sqlalchemy import select
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +52,3 @@ def erase_copies(
         except (ValueError, LookupError):
             log.warning("outbox file %s could not be read while erasing; left in place", path.name)
     return removed
-
-
-def on_lead_erased(sender: Flask, *, session: Any, lead: Any, email: str | None, **_: Any) -> None:
-    """The outbox's copies of every email to the lead, or about it (staff alerts), are deleted with it."""
-    from nurture.models import Delivery
-
-    ids = session.scalars(
-        select(Delivery.provider_message_id).where(
-            Delivery.lead_id == lead.id, Delivery.provider_message_id.is_not(None)
-        )
-    ).all()
-    removed = erase_copies(sender.config["OUTBOX_DIR"], addresses=[email] if email else [], message_ids=ids)
-    if removed:
-        log.info("lead %s erased: %d outbox file(s) deleted", lead.id, removed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import signals
@@ -36,17 +36,6 @@ def is_suppressed(session: Session, email: str) -> bool:
     return session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(email))) is not None
 
 
-def _end_enrollments_directly(session: Session, lead: Lead, reason: str) -> None:
-    """Fallback when the nurture package offers no end_enrollments: stop the lead's sequences."""
-    from nurture.models import Enrollment
-
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.lead_id == lead.id, Enrollment.state.in_(("pending", "active")))
-        .values(state="exited", exit_reason=reason[:64], ended_at=now(), next_send_at=None)
-    )
-
-
 def suppress(
     session: Session,
     email: str | None,
@@ -56,7 +45,8 @@ def suppress(
     *,
     lead: Lead | None = None,
 ) -> Suppression | None:
-    """Block an address, withdraw the lead's email consent (if the person asked) and end their enrollments.
+    """Block an address, withdraw the lead's email consent (if the person asked) and announce lead_unsubscribed
+    (nurture's receiver ends the lead's enrollments).
 
     Safe to repeat. Runs inside the caller's transaction and never commits.
     """
@@ -95,11 +85,6 @@ def suppress(
                 created_at=now(),
             )
         )
-    if lead is not None:
-        try:
-            from nurture.enrollment import end_enrollments  # noqa: F401  (its receiver ends them)
-        except ImportError:
-            _end_enrollments_directly(session, lead, reason)
     signals.lead_unsubscribed.send(
         current_app._get_current_object(), session=session, lead=lead, email=address, reason=reason, source=source
     )

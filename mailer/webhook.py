@@ -24,7 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import now
-from mailer.models import ProviderEvent
+from leads.models import Lead
+from mailer.models import Delivery, ProviderEvent
 from mailer.suppression import suppress
 
 log = logging.getLogger(__name__)
@@ -209,9 +210,6 @@ def _chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 def _find_deliveries(session: Session, events: list[Event]) -> dict[str, Any]:
     """Each event's delivery (by delivery_id, else by message id), only where the delivery's address is the event's."""
-    from leads.models import Lead
-    from nurture.models import Delivery
-
     by_id: dict[int, Any] = {}
     for chunk in _chunks(sorted({e.delivery_id for e in events if e.delivery_id is not None})):
         by_id.update((d.id, d) for d in session.scalars(select(Delivery).where(Delivery.id.in_(chunk))))
@@ -275,8 +273,6 @@ def _apply(event: Event, delivery: Any) -> None:
 def _suppress(session: Session, event: Event, delivery: Any) -> None:
     lead = None
     if delivery is not None and delivery.lead_id is not None:
-        from leads.models import Lead
-
         lead = session.get(Lead, delivery.lead_id)
         # Trust the address SendGrid names; the lead is only a hint when they agree.
         if lead is not None and not same_address(lead.email, event.email):

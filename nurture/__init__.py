@@ -1,22 +1,21 @@
-"""Nurture: campaigns as files, enrollment, and the worker that sends each step once."""
+"""Nurture: enrollment, the worker that sends each step once, its composers, /confirm and the worker's health."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from mailer.base import register_composer
+from nurture import cli, composers, enrollment, health, views
 
 
 def init_app(app: Flask) -> None:
     """Register the /confirm view, the commands, the signal receivers, composers and health checks."""
-    from nurture import cli, enrollment, health, views
-
     app.register_blueprint(views.bp)
-    app.cli.add_command(cli.campaigns_cli)
-    app.cli.add_command(cli.nurture_cli)
+    cli.init_app(app)
     enrollment.connect()
-    register_composer(app, "confirmation", views.compose_confirmation)
-    register_composer(app, "reminder", views.compose_reminder)
+    register_composer(app, "nurture", composers.compose_nurture_delivery)
+    register_composer(app, "confirmation", composers.compose_confirmation)
+    register_composer(app, "reminder", composers.compose_reminder)
     checks = app.extensions.setdefault("health_checks", {})
     checks["worker"] = health.worker_probe
     checks["provider"] = health.provider_probe

@@ -1,40 +1,29 @@
-"""`flask campaigns ...` for marketers and `flask nurture ...` for operators."""
+"""`flask campaigns simulate` for marketers (added to studio's `flask campaigns`) and `flask nurture ...` for
+operators."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
-from leads.models import INTERESTS
+from core.vocabulary import INTERESTS
+from mailer.health import setting_problems
+from mailer.ledger import resume_provider
+from mailer.links import provider_campaign_id
 from nurture import dispatch
-from nurture.definitions import campaign_warnings, load_campaigns, registry
+from nurture.enrollment import time_scale
 from nurture.schedule import timeline, zone
+from studio.cli import campaigns_cli
+from studio.registry import registry
 
 log = logging.getLogger(__name__)
 
-campaigns_cli = AppGroup("campaigns", help="Check and preview the campaign files.")
 nurture_cli = AppGroup("nurture", help="The nurture worker: send what is due.")
-
-
-@campaigns_cli.command("validate")
-@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-def validate_command(directory: Path | None) -> None:
-    """Check every campaign under DIRECTORY (default: CAMPAIGNS_DIR); one line per problem."""
-    root = directory or Path(current_app.config["CAMPAIGNS_DIR"])
-    campaigns, problems = load_campaigns(root, current_app.config.get("BLOG_DIR"))
-    warnings = [line for campaign in campaigns.values() for line in campaign_warnings(campaign)]
-    for line in [*problems, *warnings]:
-        click.echo(line)
-    if problems:
-        click.echo(f"{len(problems)} problem(s) found", err=True)
-        sys.exit(1)
-    click.echo(f"{len(campaigns)} campaigns OK" + (f" ({len(warnings)} warning(s) above)" if warnings else ""))
 
 
 def _parse_signup(value: str, tz_name: str) -> datetime:
@@ -47,7 +36,8 @@ def _parse_signup(value: str, tz_name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-@campaigns_cli.command("simulate")
+@click.command("simulate")
+@with_appcontext
 @click.argument("slug")
 @click.option("--signup-at", "signup_at", default=None, help="When the lead signs up, e.g. 2026-11-23T22:15 (local).")
 @click.option("--tz", "tz_name", default=None, help="The lead's time zone (default: the campaign's).")
@@ -65,15 +55,13 @@ def simulate_command(slug: str, signup_at: str | None, tz_name: str | None, inte
             raise click.BadParameter(f"{tz_name!r} is not a time zone (use a name like America/Denver)") from None
     tz_label = tz_name or campaign.window.timezone
     start = _parse_signup(signup_at, tz_label) if signup_at else datetime.now(UTC)
-    scale = float(current_app.config.get("NURTURE_TIME_SCALE", 1.0) or 1.0)
+    scale = time_scale()
     local_start = start.astimezone(zone(tz_label, "UTC"))
     click.echo(f"{campaign.name} ({campaign.slug}) in {tz_label}, signup {local_start:%a %d %b %H:%M %Z}")
     if campaign.double_opt_in:
         click.echo("double opt-in: the confirmation email leaves at once; the steps start when the lead confirms")
     if scale != 1:
         click.echo(f"NURTURE_TIME_SCALE={scale:g}: delays divided by {scale:g}, send window ignored")
-    from mailer.compose import provider_campaign_id
-
     click.echo(f"SendGrid sees this campaign as {provider_campaign_id(campaign.slug)} and each email by its number")
     days = ", ".join(campaign.window.days)
     click.echo(f"send window: {days} {campaign.window.start:%H:%M}-{campaign.window.end:%H:%M} (lead's time zone)")
@@ -89,8 +77,6 @@ def simulate_command(slug: str, signup_at: str | None, tz_name: str | None, inte
 
 def refuse_bad_settings() -> None:
     """Stop a worker before its first tick when a setting every email needs is wrong: one line per variable."""
-    from mailer.health import setting_problems
-
     problems = setting_problems(current_app.config)
     for problem in problems:
         click.echo(str(problem), err=True)
@@ -110,7 +96,7 @@ def tick_command() -> None:
 @nurture_cli.command("run")
 def run_command() -> None:
     """Run the worker: a tick every NURTURE_TICK_SECONDS until SIGTERM or Ctrl-C (refused on a wrong setting)."""
-    from nurture.scheduler import run_worker
+    from nurture.scheduler import run_worker  # APScheduler is loaded by the worker process only
 
     refuse_bad_settings()
     run_worker(current_app._get_current_object())
@@ -119,7 +105,13 @@ def run_command() -> None:
 @nurture_cli.command("resume-provider")
 def resume_provider_command() -> None:
     """Lift the sending pause set when the provider refused our API key or a setting was wrong (fix it first)."""
-    if dispatch.resume_provider():
+    if resume_provider():
         click.echo("provider pause lifted: sending resumes at the next tick")
     else:
         click.echo("sending was not paused")
+
+
+def init_app(app: Flask) -> None:
+    """Add `flask campaigns simulate` to studio's campaign commands and register `flask nurture`."""
+    campaigns_cli.add_command(simulate_command)
+    app.cli.add_command(nurture_cli)

@@ -52,11 +52,15 @@ from mailer.base import (
     composer_for,
     get_sender,
 )
-from mailer.models import Suppression, email_hash
-from nurture.definitions import Campaign, Step, registry
+from mailer.health import setting_problems
+from mailer.ledger import pause_provider, provider_pause
+from mailer.models import Delivery, Suppression, email_hash
+from nurture.composers import compose_step, step_where
 from nurture.enrollment import time_scale
-from nurture.models import CampaignState, Delivery, Enrollment, WorkerHeartbeat
+from nurture.models import CampaignState, Enrollment, WorkerHeartbeat
 from nurture.schedule import due_at
+from studio.definitions import Campaign, Step
+from studio.registry import registry
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +196,6 @@ def dedupe_key(enrollment_id: int, step_id: str) -> str:
 
 def content_problem(job: Job, exc: Exception) -> str:
     """Why an email could not be built, for a marketer: the file (or kind of email), the step, what is wrong."""
-    from mailer.compose import step_where
-
     delivery = job.delivery
     if job.step is not None:
         where = step_where(job.campaign, job.step)
@@ -222,38 +224,6 @@ def backoff(attempts: int) -> timedelta:
     """Exponential backoff with jitter: about 30s, 1m, 2m... capped at 2h."""
     base = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
     return base * random.uniform(0.5, 1.5)
-
-
-def provider_pause() -> dict[str, Any] | None:
-    """The provider pause ({'reason', 'at'}) when sending is stopped after a 401/403, else None."""
-    from mailer.health import auth_failure
-
-    pause = auth_failure(db.session)
-    db.session.commit()
-    return pause
-
-
-def pause_provider(reason: str, setting: str | None = None) -> None:
-    """Stop every worker's sending until resume_provider(); raises the alert shown on /healthz.
-
-    `setting` names the variable to fix when a setting, not the provider's answer, is the cause.
-    """
-    from mailer.health import record_auth_failure
-
-    with db.write_transaction() as session:
-        record_auth_failure(session, reason, setting)
-
-
-def resume_provider() -> bool:
-    """Lift the sending pause (after fixing the API key or the setting it names); True when there was one."""
-    from mailer.health import auth_failure, clear_auth_failure
-
-    with db.write_transaction() as session:
-        if auth_failure(session) is None:
-            return False
-        clear_auth_failure(session)
-    log.warning("provider pause lifted; sending resumes")
-    return True
 
 
 @dataclass
@@ -311,7 +281,9 @@ class Tick:
         """Sweep, send transactional mail, send due steps, beat, run the registered tick tasks."""
         try:
             self.sweep()
-            pause = provider_pause() or self.check_settings()
+            pause = provider_pause(db.session)
+            db.session.commit()
+            pause = pause or self.check_settings()
             if pause is not None:
                 self.counts["provider_paused"] = 1
             else:
@@ -360,8 +332,6 @@ class Tick:
 
     def check_settings(self) -> dict[str, Any] | None:
         """Pause sending when a setting every email needs is wrong (the worker's start check missed it)."""
-        from mailer.health import setting_problems
-
         problems = setting_problems(current_app.config)
         if not problems:
             return None
@@ -776,8 +746,6 @@ class Tick:
 
     def compose_step(self, job: Job) -> bool:
         """Compose a step recorded in this tick; when it cannot be built, fail it with the reason (never sent)."""
-        from mailer.compose import compose_step
-
         try:
             job.message = compose_step(job.campaign, job.step, job.lead, job.delivery)
         except SettingError as exc:

@@ -11,15 +11,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
 from leads.models import Lead
-from nurture.definitions import Campaign, registry
-from nurture.models import Delivery, Enrollment
+from mailer.models import Delivery
+from nurture.models import Enrollment
 from nurture.schedule import due_at
+from studio.definitions import Campaign
+from studio.registry import registry
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +145,24 @@ def on_unsubscribed(sender: Flask, *, session: Session, lead: Lead | None = None
         end_enrollments(session, lead.id, f"unsubscribed:{reason or 'unsubscribe'}")
 
 
+def on_erased(sender: Flask, *, session: Session, lead: Lead, **_: Any) -> None:
+    """An erased lead leaves every sequence for good (its unsent mail is skipped by the mailer's receiver)."""
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.lead_id == lead.id)
+        .values(
+            state="exited",
+            exit_reason="erased",
+            next_send_at=None,
+            lease_owner=None,
+            ended_at=func.coalesce(Enrollment.ended_at, now()),
+        )
+    )
+
+
 def connect() -> None:
     """Connect the receivers (idempotent: blinker keeps one connection per receiver)."""
     signals.lead_captured.connect(on_lead_captured)
     signals.lead_status_changed.connect(on_status_changed)
     signals.lead_unsubscribed.connect(on_unsubscribed)
+    signals.lead_erased.connect(on_erased)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nurture.definitions import WEEKDAYS, Campaign, SendWindow, Step
+from studio.definitions import WEEKDAYS, Campaign, SendWindow, Step
 
 # A window open at least one weekday is always found within a week; one more day covers DST edge cases.
 _SEARCH_DAYS = 8

@@ -1,64 +1,25 @@
-"""The double opt-in link: /confirm/<token> confirms in one click, and the emails that carry it."""
+"""The double opt-in link: /confirm/<token> confirms in one click (the emails that carry it: nurture.composers)."""
 
 from __future__ import annotations
 
 import logging
 
 from flask import Blueprint, current_app, render_template
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from core import signals
 from core.clock import now
 from core.db import db
 from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING
 from leads.models import Consent, Lead
-from mailer.base import Message
-from nurture.definitions import registry
+from mailer.models import Delivery
 from nurture.enrollment import activate
-from nurture.models import Delivery, Enrollment
+from nurture.models import Enrollment
+from nurture.tokens import read_confirm_token
+from studio.registry import registry
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("nurture", __name__)
-
-SALT = "confirm"
-# Long enough for the reminder (two days later) and a slow reader; short enough that old mail goes stale.
-CONFIRM_MAX_AGE = 14 * 24 * 3600
-
-
-class _ClockSigner(TimestampSigner):
-    """Token ages follow the app's clock, so tests (and demos) can move time."""
-
-    def get_timestamp(self) -> int:
-        return int(now().timestamp())
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT, signer=_ClockSigner)
-
-
-def make_confirm_token(enrollment_id: int) -> str:
-    """A signed, timestamped token naming one enrollment."""
-    return _serializer().dumps({"enrollment": int(enrollment_id)})
-
-
-def read_confirm_token(token: str) -> int | None:
-    """The enrollment id in a valid, unexpired token, else None."""
-    if not token or len(token) > 300:
-        return None
-    try:
-        data = _serializer().loads(token, max_age=CONFIRM_MAX_AGE)
-    except (SignatureExpired, BadSignature):
-        return None
-    value = data.get("enrollment") if isinstance(data, dict) else None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        return None
-    return value
-
-
-def confirm_url(enrollment_id: int) -> str:
-    """The absolute confirmation link for an enrollment."""
-    return f"{current_app.config['SITE_URL']}/confirm/{make_confirm_token(enrollment_id)}"
 
 
 def _invalid() -> tuple[str, int]:
@@ -103,76 +64,3 @@ def confirm(token: str) -> tuple[str, int]:
         )
         log.info("enrollment %s confirmed", enrollment.id)
     return render_template("nurture/confirmed.html", state="new", campaign=campaign), 200
-
-
-CONFIRM_TEXT = """Hi {first_name},
-
-Thank you for your interest in {campaign}. Please confirm that you would like to receive our emails:
-
-[Yes, send me the emails]({url})
-
-If you did not ask for this, ignore this message and you will hear nothing more from us.
-"""
-
-REMINDER_TEXT = """Hi {first_name},
-
-A couple of days ago you asked about {campaign} at {clinic}. We have not sent you anything yet,
-because you have not confirmed your email address. If you would still like to hear from us:
-
-[Yes, send me the emails]({url})
-
-This is the only reminder we will send.
-"""
-
-
-def _compose(delivery: Delivery, subject: str, preheader: str, text: str, reason: str) -> Message:
-    from mailer.compose import build_message
-
-    lead = db.session.get(Lead, delivery.lead_id)
-    if lead is None or not lead.email:
-        raise LookupError(f"delivery {delivery.id}: the lead has no address")
-    campaign = registry().get(delivery.campaign_slug or "")
-    name = campaign.name if campaign is not None else "our treatments"
-    first_name = lead.first_name or "there"
-    markdown = text.format(
-        first_name="{{ first_name }}",
-        campaign=name,
-        clinic=current_app.config["CLINIC_NAME"],
-        url=confirm_url(delivery.enrollment_id),
-    )
-    return build_message(
-        to=lead.email,
-        subject=subject,
-        preheader=preheader,
-        markdown=markdown,
-        context={"first_name": first_name},
-        lead=lead,
-        campaign_slug=delivery.campaign_slug,
-        reason=reason,
-        delivery_id=delivery.id,
-        list_unsubscribe=False,
-        categories=(delivery.kind,),
-        custom_args={"kind": delivery.kind},
-    )
-
-
-def compose_confirmation(delivery: Delivery) -> Message:
-    """The double opt-in email with its signed link."""
-    return _compose(
-        delivery,
-        "Please confirm your email address",
-        "One click and we will start sending what you asked for.",
-        CONFIRM_TEXT,
-        "You get this email because you asked for information on our website.",
-    )
-
-
-def compose_reminder(delivery: Delivery) -> Message:
-    """The one reminder an unconfirmed lead gets."""
-    return _compose(
-        delivery,
-        "Still interested? Confirm your email address",
-        "We will only send this reminder once.",
-        REMINDER_TEXT,
-        "You get this email because you asked for information on our website and have not confirmed yet.",
-    )

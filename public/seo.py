@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from flask import Flask, current_app, request
 
 from blog.loader import Post
-from nurture.definitions import Campaign
+from studio.definitions import Campaign
 
 
 def absolute_url(path: str, **query: Any) -> str:

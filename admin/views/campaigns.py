@@ -10,19 +10,19 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from admin.blueprint import PREVIEW_CSP, bp
+from admin.composers import sample_lead
 from admin.forms import ActionForm, PreviewLeadForm
 from admin.queries import STEP_FIGURES, enrollment_counts, step_stats
 from admin.services import queue_test_send
 from core.clock import now
 from core.db import db
 from leads.models import Lead
-from nurture.definitions import Campaign, Step, load_campaigns, registry
-from nurture.models import CampaignState, Delivery
-
-
-def sample_lead() -> Lead:
-    """A made-up lead for previews and test sends; never added to the session."""
-    return Lead(id=0, first_name="Alex", last_name="Sample", email="alex.sample@example.com", status="new")
+from mailer.models import Delivery
+from nurture.composers import compose_step
+from nurture.models import CampaignState
+from studio.definitions import Campaign, Step
+from studio.files import load_campaigns
+from studio.registry import registry
 
 
 def _campaign(slug: str) -> Campaign:
@@ -128,8 +128,6 @@ def _preview_lead(raw: str) -> tuple[Lead, str | None]:
 
 
 def _compose(campaign: Campaign, step: Step, lead: Lead) -> tuple[Any, str | None]:
-    from mailer.compose import compose_step
-
     try:
         return compose_step(campaign, step, lead, Delivery(id=0, kind="nurture", dedupe_key="preview")), None
     except Exception as exc:  # noqa: BLE001 - a broken step must show its error, not a 500
@@ -183,16 +181,3 @@ def step_test_send(slug: str, step_id: str) -> Response:
         queue_test_send(s, campaign.slug, step.id, current_user._get_current_object())
     flash(f"Test of “{step.subject}” queued for {current_user.email}; the worker sends it within seconds.", "success")
     return redirect(url_for("admin.campaign_detail", slug=slug))
-
-
-def compose_test_delivery(delivery: Any) -> Any:
-    """Composer for kind 'test': the step rendered for the sample lead, sent to the staff member's address."""
-    from mailer.compose import ComposeError, compose_step
-
-    campaign = registry().get(delivery.campaign_slug or "")
-    step = campaign.step(delivery.step_id or "") if campaign else None
-    if campaign is None or step is None:
-        raise ComposeError(f"test delivery #{delivery.id}: no step {delivery.campaign_slug}/{delivery.step_id}")
-    message = compose_step(campaign, step, sample_lead(), delivery)
-    message.subject = f"[Test] {message.subject}"
-    return message

@@ -11,7 +11,8 @@ from admin.forms import ActionForm
 from admin.queries import dashboard as dashboard_figures
 from core.clock import now
 from core.db import db
-from nurture.definitions import registry
+from mailer.ledger import clear_auth_failure
+from studio.registry import registry
 
 PERIODS = (7, 30, 90)
 
@@ -43,8 +44,6 @@ def dashboard() -> str:
 @bp.post("/provider/resume")
 def provider_resume() -> Response:
     """Lift the sending pause once the API key or setting is fixed; workers resume sending on their next tick."""
-    from mailer.health import clear_auth_failure
-
     if not ActionForm().validate_on_submit():
         abort(400)
     with db.write_transaction() as s:

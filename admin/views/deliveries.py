@@ -20,8 +20,8 @@ from admin.forms import ActionForm
 from admin.queries import FIRST_YEAR, LAST_YEAR, local_day_start
 from admin.services import REQUEUE_STATES, error_text, mark_sent, requeue
 from core.db import db
-from nurture.definitions import registry
-from nurture.models import DELIVERY_STATES, Delivery
+from mailer.models import DELIVERY_STATES, Delivery
+from studio.registry import registry
 
 PER_PAGE = 50
 MAX_PAGE = 1_000_000

@@ -19,7 +19,10 @@ from core.clock import now
 from core.db import db
 from core.text import strip_bidi
 from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Lead, Submission
-from nurture.models import Delivery, Enrollment
+from leads.services import accept_details, add_note, change_status, erase_lead, pending_details
+from mailer.models import Delivery
+from mailer.suppression import suppress
+from nurture.models import Enrollment
 
 CSV_COLUMNS = (
     "id",
@@ -118,8 +121,6 @@ def leads_csv() -> Response:
 @bp.get("/leads/<int:lead_id>")
 def lead_detail(lead_id: int) -> str:
     """A lead's details, timeline and actions; details a repeat request gave differently wait to be accepted."""
-    from leads.services import pending_details
-
     lead = _get_lead(lead_id)
     enrollments = list(db.session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)))
     failed: dict[int, list[Delivery]] = {}
@@ -153,8 +154,6 @@ def lead_detail(lead_id: int) -> str:
 @bp.post("/leads/<int:lead_id>/submissions/<int:submission_id>/accept")
 def lead_accept_details(lead_id: int, submission_id: int) -> Response:
     """Make the details a later request gave (name, phone, contact preference, interest) the lead's own; recorded."""
-    from leads.services import accept_details
-
     if not ActionForm().validate_on_submit():
         abort(400)
     with db.write_transaction() as s:
@@ -171,8 +170,6 @@ def lead_accept_details(lead_id: int, submission_id: int) -> Response:
 @bp.post("/leads/<int:lead_id>/status")
 def lead_status(lead_id: int) -> Response:
     """Change the status; booked, patient and not_a_fit end the nurture at once."""
-    from leads.services import change_status
-
     form = StatusForm()
     if not form.validate_on_submit():
         flash("Choose one of the listed statuses.", "error")
@@ -206,8 +203,6 @@ def lead_contacted(lead_id: int) -> Response:
 @bp.post("/leads/<int:lead_id>/notes")
 def lead_note(lead_id: int) -> Response:
     """Add a note."""
-    from leads.services import add_note
-
     form = NoteForm()
     if not form.validate_on_submit():
         flash("A note needs some text (at most 5,000 characters).", "error")
@@ -224,8 +219,6 @@ def lead_note(lead_id: int) -> Response:
 @bp.post("/leads/<int:lead_id>/unsubscribe")
 def lead_unsubscribe(lead_id: int) -> Response:
     """Stop all marketing email to the lead (suppression list; the nurture ends)."""
-    from mailer.suppression import suppress
-
     if not ActionForm().validate_on_submit():
         abort(400)
     with db.write_transaction() as s:
@@ -253,8 +246,6 @@ def lead_export(lead_id: int) -> Response:
 @admin_required
 def lead_erase(lead_id: int) -> Response | str | tuple[str, int]:
     """Erase the lead's personal data everywhere (admins only; asks for confirmation)."""
-    from leads.services import erase_lead
-
     lead = _get_lead(lead_id)
     form = EraseForm()
     if request.method == "POST":

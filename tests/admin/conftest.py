@@ -127,7 +127,7 @@ def make_lead(app: Flask) -> Callable[..., int]:
 @pytest.fixture
 def make_delivery(app: Flask) -> Callable[..., int]:
     """Store a delivery (a stem-cell-therapy welcome email unless told otherwise); returns its id."""
-    from nurture.models import Delivery
+    from mailer.models import Delivery
 
     def factory(key: str, **fields: object) -> int:
         values = {"kind": "nurture", "campaign_slug": "stem-cell-therapy", "step_id": "welcome", "state": "pending"}

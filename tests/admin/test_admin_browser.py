@@ -93,8 +93,8 @@ def _admin_urls(site: dict) -> list[str]:
     from sqlalchemy import select
 
     from leads.models import Lead
-    from nurture.definitions import registry
-    from nurture.models import Delivery
+    from mailer.models import Delivery
+    from studio.registry import registry
 
     with site["app"].app_context():
         lead_id = db.session.scalars(select(Lead.id)).first()

@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.db import db
-from nurture.definitions import registry
-from nurture.models import CampaignState, Delivery
+from mailer.models import Delivery
+from nurture.models import CampaignState
+from studio.registry import registry
 
 SLUG = "stem-cell-therapy"
 CAMPAIGNS = Path(__file__).resolve().parents[2] / "campaigns"

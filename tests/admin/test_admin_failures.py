@@ -10,8 +10,8 @@ from admin.models import User
 from admin.services import REQUEUE_STATES, requeue
 from core.db import db
 from mailer.base import PermanentError
-from mailer.health import record_auth_failure
-from nurture.models import Delivery
+from mailer.ledger import record_auth_failure
+from mailer.models import Delivery
 from tests.nurture.nurture_helpers import FlakySender, RecordingSender, deliveries, run_tick, signup, use_sender
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import String, Text, select
 
 from core.db import Base, db
 from leads.models import Lead, Note, StatusChange
-from mailer.models import Suppression
-from nurture.models import Delivery, Enrollment
+from mailer.models import Delivery, Suppression
+from nurture.models import Enrollment
 
 
 def _ids_in_table(html: str) -> list[int]:

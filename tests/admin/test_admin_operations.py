@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.db import db
-from nurture.models import Delivery, WorkerHeartbeat
+from mailer.models import Delivery
+from nurture.models import WorkerHeartbeat
 
 
 def _unknown_delivery(make_delivery, make_lead) -> int:
@@ -139,7 +140,7 @@ def test_dashboard_alerts(staff, app, make_lead, make_delivery, clock):
     assert "1 deliveries in an unknown state" in html
     with app.app_context(), db.write_transaction() as s:
         s.add(WorkerHeartbeat(worker_id="w1", hostname="h", pid=1, started_at=clock.now(), beat_at=clock.now()))
-        from mailer.health import record_auth_failure
+        from mailer.ledger import record_auth_failure
 
         record_auth_failure(s, "401 The provided authorization grant is invalid")
     html = staff.get("/admin/").get_data(as_text=True)
@@ -156,7 +157,7 @@ def test_dashboard_alerts(staff, app, make_lead, make_delivery, clock):
 def test_every_admin_page_has_no_inline_style_or_script(staff, app, make_lead):
     lead_id = make_lead()
     with app.app_context():
-        from nurture.definitions import registry
+        from studio.registry import registry
 
         step = registry().get("stem-cell-therapy").steps[0].id
     for url in (

@@ -12,8 +12,8 @@ from alerts_helpers import full_text, mails_to, rows, tick
 from alerts.digest import day_bounds, due_day, parse_time, reported_day
 from core.db import db
 from leads.services import capture_lead, change_status
+from mailer.models import Delivery
 from mailer.suppression import suppress
-from nurture.models import Delivery
 
 DENVER = ZoneInfo("America/Denver")
 

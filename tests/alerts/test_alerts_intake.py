@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from core.db import db
 from leads.models import Lead
+from mailer.models import Delivery
 from mailer.suppression import suppress
-from nurture.models import Delivery
 
 
 def _alerts() -> list[Delivery]:

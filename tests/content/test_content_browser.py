@@ -15,7 +15,7 @@ import pytest
 
 from blog.loader import load_posts
 from core.db import db
-from nurture.definitions import load_campaigns
+from studio.files import load_campaigns
 from tests.support.browser import AXE_JS, REPO, chromium, serve, site_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

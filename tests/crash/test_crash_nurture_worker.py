@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 
 from core.db import db
 from leads.models import Lead
-from nurture.models import Delivery, Enrollment
+from mailer.models import Delivery
+from nurture.models import Enrollment
 
 ROOT = Path(__file__).resolve().parents[2]
 LEADS = int(os.environ.get("CRASH_LEADS", 5000))

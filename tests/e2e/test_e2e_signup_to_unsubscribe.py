@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from core.db import db
 from leads.models import Consent, Lead, Submission
-from nurture.models import Delivery, Enrollment
+from mailer.models import Delivery
+from nurture.models import Enrollment
 from tests.support.browser import chromium, serve
 
 SLUG = "stem-cell-therapy"

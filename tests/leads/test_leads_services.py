@@ -189,8 +189,8 @@ def _text_columns():
 
 def test_erase_leaves_no_trace_of_email_or_name_in_any_table(app):
     from alerts.models import WebhookEvent
-    from mailer.models import ProviderEvent, Suppression, email_hash
-    from nurture.models import Delivery, Enrollment
+    from mailer.models import Delivery, ProviderEvent, Suppression, email_hash
+    from nurture.models import Enrollment
 
     # UTM tags are the visitor's free text: a link may carry their name.
     lead = capture(meta={**META, "utm_campaign": "zebulon-fans", "utm_content": "Quillfeather"}).lead

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from core.db import db
 from leads.consent import CURRENT_EMAIL_CONSENT, PRIVACY_NOTICE_VERSION
 from leads.models import Consent, Lead, Submission
-from nurture.definitions import RESERVED_SLUGS
+from studio.definitions import RESERVED_SLUGS
 
 
 def count(model) -> int:

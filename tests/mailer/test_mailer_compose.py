@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 from core.db import db
+from core.markdown import blog_links
 from leads.models import Lead
-from mailer.base import SettingError, get_sender
-from mailer.compose import (
-    ComposeError,
-    blog_links,
-    build_message,
-    markdown_to_text,
-    provider_campaign_id,
-    provider_step_id,
-)
+from mailer.base import ComposeError, SettingError, get_sender
+from mailer.compose import build_message
+from mailer.links import provider_campaign_id, provider_step_id
+from mailer.plaintext import markdown_to_text
 from mailer.senders import ConsoleSender, OutboxSender
 
 BODY = """Hi {{ first_name }},

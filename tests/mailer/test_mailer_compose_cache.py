@@ -8,8 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from mailer.compose import build_message, compose_step, email_context, fillable_name, marketing_reason
-from nurture.definitions import registry
+from mailer.compose import build_message
+from mailer.step_templates import fillable_name
+from nurture.composers import compose_step, email_context, marketing_reason
+from studio.registry import registry
 
 NAMES = [
     "Dana",

@@ -15,10 +15,10 @@ from core.db import db
 from leads.models import INTERESTS, Lead
 from leads.services import capture_lead
 from mailer.base import AuthError, Message, PermanentError, TemporaryError, UncertainError, get_sender
-from mailer.compose import provider_campaign_id
+from mailer.links import provider_campaign_id
+from mailer.models import Delivery
 from mailer.senders import SendGridSender
 from nurture.dispatch import tick
-from nurture.models import Delivery
 
 HEALTH_MESSAGE = "My left ankle still swells after the 2019 fracture"
 INTEREST = "ankle"
@@ -312,8 +312,8 @@ def test_the_fake_runs_as_its_own_process(app):
 def test_ids_sendgrid_sees_name_no_interest_or_condition(sendgrid_app, fake_sendgrid, slug, step_id, position):
     """The knee step goes only to knee leads, and the PRP campaign's slug names knee osteoarthritis: SendGrid's
     metadata (custom_args, categories, headers) and the links' UTM tags carry opaque ids instead."""
-    from mailer.compose import compose_step
-    from nurture.definitions import registry
+    from nurture.composers import compose_step
+    from studio.registry import registry
 
     with sendgrid_app.app_context():
         lead = signup()
@@ -340,7 +340,7 @@ def test_ids_sendgrid_sees_name_no_interest_or_condition(sendgrid_app, fake_send
 
 def test_campaign_ids_for_sendgrid_are_keyed_by_the_secret(sendgrid_app, make_config):
     """The slugs are public page addresses: a plain hash of one could be matched by anyone, a keyed one cannot."""
-    from mailer.compose import provider_campaign_id
+    from mailer.links import provider_campaign_id
 
     with sendgrid_app.app_context():
         first = provider_campaign_id("prp-knee-osteoarthritis")

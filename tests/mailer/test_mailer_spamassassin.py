@@ -14,9 +14,9 @@ from core.db import db
 from leads.models import Lead
 from leads.services import capture_lead
 from mailer.base import get_sender
-from mailer.compose import compose_step
-from nurture.definitions import registry
-from nurture.models import Delivery
+from mailer.models import Delivery
+from nurture.composers import compose_step
+from studio.registry import registry
 
 SPAMASSASSIN = shutil.which("spamassassin")
 

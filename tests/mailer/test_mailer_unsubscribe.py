@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from core.db import db
 from leads.models import Consent, Lead
 from leads.services import capture_lead
-from mailer.models import Suppression
+from mailer.models import Delivery, Suppression
 from mailer.suppression import is_suppressed
 from mailer.tokens import make_token, read_token
 from nurture.dispatch import tick
-from nurture.models import Delivery, Enrollment
+from nurture.models import Enrollment
 
 
 def signup(email: str = "sam@example.com") -> int:

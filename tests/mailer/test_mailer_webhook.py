@@ -14,10 +14,10 @@ from sqlalchemy import func, insert, select
 from core.db import db
 from leads.models import Lead
 from leads.services import capture_lead
-from mailer.models import ProviderEvent, Suppression
+from mailer.models import Delivery, ProviderEvent, Suppression
 from mailer.suppression import is_suppressed
 from nurture.dispatch import tick
-from nurture.models import Delivery, Enrollment
+from nurture.models import Enrollment
 from tests.support.database import fresh_app
 
 URL = "/webhooks/sendgrid"

@@ -11,14 +11,15 @@ from sqlalchemy import select
 from core.db import db
 from leads.services import capture_lead
 from mailer.base import Message
+from mailer.models import Delivery
 from nurture.dispatch import tick
-from nurture.models import Delivery, Enrollment
+from nurture.models import Enrollment
 
 
 def step_of(message: Message) -> str | None:
     """The campaign step id of a message, read back from the opaque ids the provider sees (in an app context)."""
-    from mailer.compose import provider_campaign_id
-    from nurture.definitions import registry
+    from mailer.links import provider_campaign_id
+    from studio.registry import registry
 
     campaign_id, position = message.custom_args.get("campaign"), message.custom_args.get("step")
     for campaign in registry().all():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nurture.definitions import _running_campaigns_command
+from studio.registry import _running_campaigns_command
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))
@@ -197,7 +197,7 @@ def test_validate_warns_that_an_interest_step_tells_the_provider(runner, broken)
 
 
 def test_simulate_names_the_id_sendgrid_sees(runner, app):
-    from mailer.compose import provider_campaign_id
+    from mailer.links import provider_campaign_id
 
     result = runner.invoke(args=["campaigns", "simulate", "stem-cell-therapy", "--signup-at", "2026-11-23T22:15"])
     assert result.exit_code == 0, result.output

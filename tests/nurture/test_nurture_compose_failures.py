@@ -11,8 +11,9 @@ import pytest
 
 from admin.services import requeue
 from core.db import db
-from nurture.definitions import CampaignRegistry, load_campaigns
-from nurture.models import Delivery
+from mailer.models import Delivery
+from studio.files import load_campaigns
+from studio.registry import CampaignRegistry
 from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
 from tests.support.database import fresh_app
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from core.db import db
 from leads.models import Consent
-from nurture.views import make_confirm_token
+from nurture.tokens import make_confirm_token
 from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
 from tests.support.database import fresh_app
 

@@ -13,9 +13,10 @@ from core.db import db
 from leads.models import Lead
 from leads.services import change_status
 from mailer.base import AuthError, PermanentError, TemporaryError
-from mailer.models import Suppression, email_hash
-from nurture.dispatch import resume_provider, tick
-from nurture.models import CampaignState, Delivery, WorkerHeartbeat
+from mailer.ledger import resume_provider
+from mailer.models import Delivery, Suppression, email_hash
+from nurture.dispatch import tick
+from nurture.models import CampaignState, WorkerHeartbeat
 from tests.nurture.nurture_helpers import (
     FlakySender,
     RecordingSender,

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nurture.definitions import Campaign, LandingPage, SendWindow, Step
 from nurture.schedule import add_delay, due_at, fit_window, timeline
+from studio.definitions import Campaign, LandingPage, SendWindow, Step
 
 DENVER = ZoneInfo("America/Denver")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 import nurture.scheduler
 from core.db import db
-from nurture.dispatch import resume_provider
-from nurture.models import Delivery
+from mailer.ledger import resume_provider
+from mailer.models import Delivery
 from tests.nurture.nurture_helpers import RecordingSender, deliveries, run_tick, signup, use_sender
 
 POSTAL = "NexGenEsis Healthcare, 100 Example Ave, Denver, CO 80202, USA"
@@ -98,12 +98,12 @@ def test_a_setting_missing_at_send_time_pauses_sending_and_after_fix_and_resume_
 
 def test_a_setting_that_fails_while_composing_pauses_and_leaves_the_recorded_steps_due(app, monkeypatch, clock):
     """The compose-time safety net: the worker's own check did not see it, the composer does."""
-    import mailer.health
+    import nurture.dispatch
 
     sender = use_sender(app, RecordingSender())
     for n in range(3):
         signup(app, f"lead{n}@example.org")
-    monkeypatch.setattr(mailer.health, "setting_problems", lambda config: [])
+    monkeypatch.setattr(nurture.dispatch, "setting_problems", lambda config: [])
     app.config["CLINIC_POSTAL_ADDRESS"] = ""
     counts = run_tick(app)
     assert counts.get("provider_paused") is None
@@ -122,11 +122,11 @@ def test_a_setting_that_fails_while_composing_pauses_and_leaves_the_recorded_ste
 
 
 def test_a_queued_email_whose_setting_fails_stays_due_and_is_not_failed(app, monkeypatch):
-    import mailer.health
+    import nurture.dispatch
     from admin.services import queue_test_send
 
     sender = use_sender(app, RecordingSender())
-    monkeypatch.setattr(mailer.health, "setting_problems", lambda config: [])
+    monkeypatch.setattr(nurture.dispatch, "setting_problems", lambda config: [])
     app.config["CLINIC_POSTAL_ADDRESS"] = ""
     with app.app_context(), db.write_transaction() as session:
         queue_test_send(session, "stem-cell-therapy", "welcome", SimpleNamespace(email="mia@nexgenesis.example"))

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select, update
 
 from core.db import db
-from nurture.models import Delivery, Enrollment
+from mailer.models import Delivery
+from nurture.models import Enrollment
 from tests.nurture.nurture_helpers import signup
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,305 @@
+"""What a campaign is: its settings, landing page and steps, checked so a marketer can act on every problem."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import TemplateSyntaxError, UndefinedError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.markdown import POST_SLUG_RE, blog_links
+from core.templating import SAMPLE_CONTEXT, TEMPLATE_VARIABLES, compile_template
+from core.vocabulary import DEFAULT_EXIT_STATUSES, INTERESTS, STATUSES
+
+# First path segments owned by the app; a campaign slug can never take one.
+RESERVED_SLUGS = frozenset(
+    {
+        "admin",
+        "api",
+        "blog",
+        "confirm",
+        "healthz",
+        "privacy",
+        "static",
+        "unsubscribe",
+        "webhooks",
+        "sitemap.xml",
+        "robots.txt",
+    }
+)
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_duration(value: str) -> timedelta:
+    """'30m', '36h', '2d' -> timedelta; anything else raises ValueError with a hint."""
+    match = DURATION_RE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (use 30m, 36h or 2d)")
+    amount, unit = int(match.group(1)), match.group(2)
+    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[unit]
+
+
+def _parse_clock(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML reads 09:00 unquoted as sexagesimal minutes
+        return time(value // 60, value % 60)
+    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*$", str(value))
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"{value!r} is not a time of day (use 09:00 or 17:30)")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SendWindow(_Strict):
+    """When emails may leave, in the lead's time zone where known, else `timezone`."""
+
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+    timezone: str = "America/Denver"
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        days = []
+        for item in value or []:
+            day = str(item).strip().lower()[:3]
+            if day not in WEEKDAYS:
+                raise ValueError(f"{item!r} is not a weekday (use mon, tue, wed, thu, fri, sat, sun)")
+            days.append(day)
+        if not days:
+            raise ValueError("name at least one weekday")
+        return tuple(days)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> time:
+        return _parse_clock(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone (use a name like America/Denver)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> SendWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be later than start")
+        return self
+
+
+class StepCondition(_Strict):
+    """Send the step only to leads whose area of interest is listed."""
+
+    interest: tuple[str, ...]
+
+    @field_validator("interest", mode="before")
+    @classmethod
+    def _interest(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        for item in value or []:
+            if item not in INTERESTS:
+                raise ValueError(f"{item!r} is not an area of interest (use one of {', '.join(INTERESTS)})")
+        return tuple(value or ())
+
+
+class StepFile(_Strict):
+    """A step as written in campaign.yaml."""
+
+    id: str
+    delay: timedelta
+    body: str
+    when: StepCondition | None = None
+    # True: leave as soon as due, ignoring the send window (a welcome that answers the visitor's request).
+    any_time: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} must be lowercase letters, digits and dashes")
+        return value
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _delay(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+
+class CampaignFile(_Strict):
+    """campaign.yaml as written by marketing."""
+
+    slug: str
+    name: str = Field(min_length=1, max_length=120)
+    active: bool = True
+    landing_page: str = "page.md"
+    double_opt_in: bool = False
+    send_window: SendWindow = SendWindow()
+    exit_statuses: tuple[str, ...] = DEFAULT_EXIT_STATUSES
+    steps: tuple[StepFile, ...] = ()
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} must be lowercase letters, digits and dashes")
+        if value in RESERVED_SLUGS:
+            raise ValueError(f"{value!r} is reserved by the site (pick another slug)")
+        return value
+
+    @field_validator("exit_statuses", mode="before")
+    @classmethod
+    def _exits(cls, value: Any) -> tuple[str, ...]:
+        for item in value or []:
+            if item not in STATUSES:
+                raise ValueError(f"{item!r} is not a lead status (use {', '.join(STATUSES)})")
+        return tuple(value or ())
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_steps(cls, steps: tuple[StepFile, ...]) -> tuple[StepFile, ...]:
+        seen: set[str] = set()
+        for index, step in enumerate(steps):
+            if step.id in seen:
+                raise ValueError(f"[{index}].id: step id {step.id!r} is used twice (each step needs its own id)")
+            seen.add(step.id)
+        return steps
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step with its email loaded."""
+
+    id: str
+    index: int
+    delay: timedelta
+    body_path: Path
+    subject: str
+    preheader: str
+    markdown: str
+    interests: tuple[str, ...] = ()
+    any_time: bool = False
+
+    def applies_to(self, interest: str | None) -> bool:
+        """Whether a lead with this area of interest gets this step."""
+        return not self.interests or interest in self.interests
+
+
+@dataclass(frozen=True)
+class LandingPage:
+    """The landing page of a campaign."""
+
+    path: Path
+    title: str
+    description: str
+    headline: str
+    intro: str
+    markdown: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated campaign: its settings, landing page and steps."""
+
+    slug: str
+    name: str
+    active: bool
+    double_opt_in: bool
+    window: SendWindow
+    exit_statuses: tuple[str, ...]
+    page: LandingPage
+    steps: tuple[Step, ...]
+    directory: Path
+
+    def step(self, step_id: str) -> Step | None:
+        """The step with this id, if any."""
+        return next((s for s in self.steps if s.id == step_id), None)
+
+
+class CampaignErrors(Exception):
+    """One or more campaign files are invalid; str() lists one problem per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def shown_path(path: Path) -> str:
+    """A file as problems name it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def render_problems(label: str, markdown: str) -> list[str]:
+    """What stops an email's text from being filled in (unknown names, syntax, what the sandbox refuses)."""
+    try:
+        compile_template(markdown).render(SAMPLE_CONTEXT)
+    except UndefinedError as exc:
+        return [f"{label}: {exc.message} (an email may use {', '.join(TEMPLATE_VARIABLES)})"]
+    except TemplateSyntaxError as exc:
+        return [f"{label}: line {exc.lineno}: {exc.message} (write variables as {{{{ first_name }}}})"]
+    except Exception as exc:  # noqa: BLE001 - the sandbox refuses unsafe templates with several error types
+        return [f"{label}: the email cannot be filled in: {type(exc).__name__}"]
+    return []
+
+
+def blog_problems(label: str, markdown: str, blog_dir: Path | None) -> list[str]:
+    """Every `blog:` link that names no post in blog_dir (none checked without one)."""
+    if blog_dir is None:
+        return []
+    problems = []
+    for slug in blog_links(markdown):
+        if not POST_SLUG_RE.match(slug):
+            problems.append(f"{label}: blog:{slug}: is not a blog post name (lowercase letters, digits, dashes)")
+        elif not (blog_dir / f"{slug}.md").is_file():
+            missing = shown_path(blog_dir / f"{slug}.md")
+            problems.append(f"{label}: blog:{slug}: no such blog post ({missing} not found)")
+    return problems
+
+
+def campaign_warnings(campaign: Campaign) -> list[str]:
+    """What is allowed but probably unintended: a first email that waits for the send window, and steps only
+    some areas of interest receive (the email's content tells the provider each reader's interest; the provider
+    only sees opaque ids for campaigns and steps, but it reads every email it sends)."""
+    label = shown_path(campaign.directory / "campaign.yaml")
+    warnings = []
+    if campaign.steps and not campaign.steps[0].any_time:
+        window = campaign.window
+        hours = f"{', '.join(window.days)} {window.start:%H:%M}-{window.end:%H:%M}"
+        warnings.append(
+            f"{label}: steps[0].any_time: warning: the first email waits for the "
+            f"send window ({hours}), so a visitor who signs up on a Friday evening hears nothing until Monday; "
+            "add `any_time: true` to answer at once"
+        )
+    for step in campaign.steps:
+        if step.interests:
+            areas = ", ".join(step.interests)
+            warnings.append(
+                f"{label}: steps[{step.index}].when: warning: only leads interested in {areas} get this email, "
+                f"so its content tells the email provider (which reads every email it sends) that each reader "
+                f"chose {areas}; write it so any reader could receive it, or accept that the provider learns this"
+            )
+    return warnings
+
+

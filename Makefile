@@ -43,8 +43,10 @@ run-env:
 
 # The whole suite: the npm tools of the browser checks are installed when npm exists, and the PostgreSQL pass
 # runs when TEST_DATABASE_URL is set or the README's server answers. The last line says what was skipped and why.
+# lint-imports checks the layering written in pyproject.toml ([tool.importlinter]): a new cycle fails here.
 test: dev-install node-tools
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	@url="$${TEST_DATABASE_URL:-$$($(BIN)/python -m tests.support.postgres)}"; \
 	if [ -n "$$url" ]; then echo "PostgreSQL pass: $$url"; fi; \
 	TEST_DATABASE_URL="$$url" $(BIN)/pytest
@@ -60,6 +62,7 @@ node-tools:
 
 lint: dev-install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 bench: dev-install

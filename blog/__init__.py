@@ -9,23 +9,19 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from blog.loader import Blog, BlogErrors, load_posts
+from blog.seo import post_jsonld
+from blog.views import bp
 
 
 def init_app(app: Flask) -> None:
-    """Load every post once (refusing to start on a broken file) and register the blueprint."""
-    from blog.views import bp
-
+    """Load every post once (refusing to start on a broken file), register the blueprint and the post's JSON-LD."""
     posts, problems = load_posts(app.config["BLOG_DIR"], Path(app.static_folder or "static"))
     if problems:
         raise BlogErrors(problems)
     app.extensions["blog"] = Blog(posts)
     app.register_blueprint(bp)
     app.cli.add_command(validate_command)
-
-
-def blog() -> Blog:
-    """The current app's posts."""
-    return current_app.extensions["blog"]
+    app.jinja_env.globals["post_jsonld"] = post_jsonld
 
 
 @click.command("blog-validate")

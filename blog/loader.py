@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from markupsafe import Markup
 
 from core.frontmatter import FrontMatterError, split
@@ -219,3 +220,8 @@ class Blog:
             raise IndexError(number)
         start = (number - 1) * per_page
         return self.posts[start : start + per_page], pages
+
+
+def blog() -> Blog:
+    """The current app's posts."""
+    return current_app.extensions["blog"]

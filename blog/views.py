@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from blog import blog
+from blog.loader import blog
 from public import pageviews
 from studio.registry import registry
 

@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 from flask import Flask, current_app, request
 
-from blog.loader import Post
 from studio.definitions import Campaign
 
 
@@ -46,29 +45,8 @@ def clinic_jsonld(campaign: Campaign) -> dict[str, Any]:
     return data
 
 
-def post_jsonld(post: Post) -> dict[str, Any]:
-    """schema.org BlogPosting for a post."""
-    config = current_app.config
-    data: dict[str, Any] = {
-        "@context": "https://schema.org",
-        "@type": "BlogPosting",
-        "headline": post.title,
-        "description": post.description,
-        "datePublished": post.date.isoformat(),
-        "dateModified": post.date.isoformat(),
-        "author": {"@type": "Person", "name": post.author},
-        "publisher": {"@type": "MedicalClinic", "name": config["CLINIC_NAME"], "url": config["SITE_URL"] + "/"},
-        "mainEntityOfPage": absolute_url(post.path),
-        "keywords": ", ".join(post.tags),
-        "wordCount": post.words,
-    }
-    if post.image is not None:
-        data["image"] = absolute_url(f"/static/{post.image.src}")
-    return data
-
-
 def init_app(app: Flask) -> None:
     """Expose the helpers to templates."""
     app.jinja_env.globals.update(
-        canonical_url=canonical_url, absolute_url=absolute_url, clinic_jsonld=clinic_jsonld, post_jsonld=post_jsonld
+        canonical_url=canonical_url, absolute_url=absolute_url, clinic_jsonld=clinic_jsonld
     )

@@ -14,7 +14,7 @@ from flask import current_app
 from core.db import db
 from core.text import strip_bidi
 from leads.models import Lead
-from mailer.base import ComposeError, Message
+from mailer.base import ComposeError, Message, PermanentError
 from mailer.compose import assemble, build_message, build_template_email, check_recipient
 from mailer.models import Delivery
 from mailer.step_templates import NAME_VARIABLE, fillable_name, step_template
@@ -48,6 +48,26 @@ def step_where(campaign: Campaign | None, step: Step) -> str:
     """How an error names a campaign step: its email file (as `flask campaigns validate` does) and its id."""
     path = getattr(step, "body_path", None)
     return f"{_shown_path(path) if path is not None else getattr(campaign, 'slug', '?')}: step {step.id}"
+
+
+def content_problem(delivery: Any, exc: Exception, campaign: Campaign | None = None, step: Step | None = None) -> str:
+    """Why an email could not be built, for a marketer: the file (or kind of email), the step, what is wrong."""
+    if step is not None:
+        where = step_where(campaign, step)
+    elif getattr(delivery, "step_id", None):
+        found = registry().get(delivery.campaign_slug or "")
+        step = found.step(delivery.step_id) if found is not None else None
+        where = step_where(found, step) if step is not None else f"{delivery.campaign_slug}: step {delivery.step_id}"
+    else:
+        kind = getattr(delivery, "kind", "nurture").replace("_", " ")
+        where = f"the {kind} email" + (f" of {delivery.campaign_slug}" if delivery.campaign_slug else "")
+    if isinstance(exc, PermanentError):  # ComposeError and the like: their text is written for people
+        problem = str(exc)
+    else:
+        # Only the type: the text of an unexpected error may quote the lead's data.
+        problem = f"the email could not be built ({type(exc).__name__}); open the step's preview in the admin"
+    problem = problem.removeprefix(f"{where}: ")
+    return f"{where}: {problem}"
 
 
 def marketing_reason() -> str:

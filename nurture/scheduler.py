@@ -13,7 +13,8 @@ from types import FrameType
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from nurture.dispatch import describe, tick, worker_identity
+from nurture.dispatch import describe, tick
+from nurture.store import worker_identity
 
 log = logging.getLogger(__name__)
 # Idle ticks are not logged; this often a line says the worker is still there.

@@ -7,14 +7,17 @@ import contextlib
 import random
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
+from blog.loader import blog
 from core.clock import now
 from core.db import db
+from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING, PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION
 from leads.models import Consent, Lead, StatusChange, Submission
 from mailer.models import Delivery, ProviderEvent
 from nurture.models import Enrollment
@@ -269,12 +272,7 @@ MESSAGES = (
     "Shoulder injury from tennis last spring.",
     "How much does a consultation cost?",
 )
-BLOG_SLUGS = (
-    "what-is-regenerative-medicine",
-    "stem-cells-and-knees",
-    "regenerative-vs-conventional",
-    "recovery-timeline",
-)
+SOURCE_WEIGHTS = [source[3] for source in SOURCES]
 CHUNK = 20_000
 
 
@@ -369,6 +367,11 @@ def _campaigns() -> list[tuple[str, list[tuple[str, timedelta]]]]:
     return out or [("stem-cell-therapy", [("welcome", timedelta(0))])]
 
 
+def _blog_slugs() -> list[str]:
+    """The posts the blog really serves (page views of posts that do not exist would mislead the dashboard)."""
+    return [post.slug for post in blog().posts]
+
+
 def _status_for(rng: random.Random, age: timedelta, weight: float) -> str:
     if age < timedelta(days=1):
         return "new" if rng.random() < 0.85 else "contacted"
@@ -389,247 +392,265 @@ def _status_for(rng: random.Random, age: timedelta, weight: float) -> str:
     return "contacted"
 
 
+@dataclass
+class _Person:
+    """One made-up lead as the seed draws it: who, when, where from and what happened since."""
+
+    lead_id: int
+    created: datetime
+    slug: str
+    steps: list[tuple[str, timedelta]]
+    status: str
+    opt_in: bool
+    contacted_at: datetime | None
+
+
+class _Seeder:
+    """Rows for `count` leads, buffered per table and written in chunks on one connection."""
+
+    TABLES = (Lead, Submission, Consent, Enrollment, Delivery, StatusChange, ProviderEvent)
+
+    def __init__(self, conn: Connection, rng: random.Random, moment: datetime, campaigns: list) -> None:
+        self.conn, self.rng, self.moment, self.campaigns = conn, rng, moment, campaigns
+        self.run = uuid.uuid4().hex[:6]
+        self.ids = {m: _max_id(conn, m) for m in self.TABLES}
+        self.buffers: dict[Any, list[dict[str, Any]]] = {m: [] for m in self.TABLES}
+        self.totals = dict.fromkeys(
+            ("leads", "submissions", "consents", "enrollments", "deliveries", "events", "status changes", "page views"),
+            0,
+        )
+        self.signups_per_day: dict[tuple[date, str, str, str], int] = {}
+
+    def add(self, model: Any, row: dict[str, Any], total: str) -> int:
+        """Buffer a row with the next id; every CHUNK rows, write the buffers (leads first: the rest point at them)."""
+        self.ids[model] += 1
+        row["id"] = self.ids[model]
+        self.buffers[model].append(row)
+        self.totals[total] += 1
+        if len(self.buffers[model]) >= CHUNK:
+            self.flush()
+        return self.ids[model]
+
+    def flush(self) -> None:
+        """Write every buffered row."""
+        for model in self.TABLES:
+            _flush(self.conn, model, self.buffers[model])
+
+    def person(self, days: int) -> None:
+        """One lead and everything around it: requests, consents, status changes, its sequence so far."""
+        rng = self.rng
+        # More signups recently: a growing practice.
+        age = timedelta(days=days * (1 - rng.random() ** 0.8), minutes=rng.randint(0, 1439))
+        created = self.moment - age
+        utm_source, utm_medium, utm_campaigns, _, weight = SOURCES[rng.choices(range(len(SOURCES)), SOURCE_WEIGHTS)[0]]
+        utm_campaign = rng.choice(utm_campaigns)
+        slug, steps = rng.choice(self.campaigns)
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        email = f"{first}.{last}.{self.ids[Lead] + 1}{self.run}@{rng.choice(DOMAINS)}".lower().replace("'", "")
+        status = _status_for(rng, age, weight)
+        opt_in = rng.random() < 0.72
+        interest = rng.choices(list(INTEREST_WEIGHTS), list(INTEREST_WEIGHTS.values()))[0]
+        contact = rng.choice(("email", "email", "phone", "text"))
+        contacted_at = created + timedelta(minutes=rng.randint(20, 3 * 24 * 60)) if status != "new" else None
+        if contacted_at and contacted_at > self.moment:
+            contacted_at = self.moment
+        lead_id = self.add(
+            Lead,
+            {
+                "email": email,
+                "first_name": first,
+                "last_name": last,
+                "phone": f"+1{rng.choice(AREA_CODES)}555{rng.randint(0, 9999):04d}" if rng.random() < 0.8 else None,
+                "interest": interest,
+                "preferred_contact": contact,
+                "timezone": rng.choice(TIMEZONES),
+                "status": status,
+                "source": utm_source or "direct",
+                "landing_slug": slug,
+                "email_opt_in": opt_in,
+                "created_at": created,
+                "updated_at": contacted_at or created,
+                "status_changed_at": contacted_at,
+                "contacted_at": contacted_at,
+                "contacted_by_id": None,
+                "unsubscribed_at": None,
+                "erased_at": None,
+            },
+            "leads",
+        )
+        key = (created.date(), slug, utm_source or "", utm_campaign or "")
+        self.signups_per_day[key] = self.signups_per_day.get(key, 0) + 1
+        person = _Person(lead_id, created, slug, steps, status, opt_in, contacted_at)
+        self.requests(person, utm_source, utm_medium, utm_campaign, interest, contact)
+        self.status_changes(person)
+        if opt_in:
+            self.sequence(person)
+
+    def requests(
+        self, person: _Person, source: str | None, medium: str | None, campaign: str | None, interest: str, contact: str
+    ) -> None:
+        """One submission (sometimes two) with the consents the form records for it."""
+        rng = self.rng
+        for n in range(2 if rng.random() < 0.08 else 1):
+            at = min(person.created + timedelta(days=n * rng.randint(1, 20)), self.moment)
+            sub_id = self.add(
+                Submission,
+                {
+                    "lead_id": person.lead_id,
+                    "landing_slug": person.slug,
+                    "utm_source": source,
+                    "utm_medium": medium,
+                    "utm_campaign": campaign,
+                    "utm_term": None,
+                    "utm_content": None,
+                    "referrer": rng.choice(REFERRERS),
+                    "user_agent": rng.choice(USER_AGENTS),
+                    "interest": interest,
+                    "preferred_contact": contact,
+                    "message": rng.choice(MESSAGES),
+                    "email_consent": person.opt_in,
+                    "created_at": at,
+                },
+                "submissions",
+            )
+            given = [(PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION)]
+            if person.opt_in:
+                given.append((EMAIL_MARKETING, CURRENT_EMAIL_CONSENT))
+            for purpose, version in given:
+                consent = {"lead_id": person.lead_id, "submission_id": sub_id, "purpose": purpose, "version": version}
+                self.add(Consent, consent | {"granted": True, "source": "form", "created_at": at}, "consents")
+
+    def status_changes(self, person: _Person) -> None:
+        """new -> contacted (-> booked, patient or not a fit)."""
+        if person.status == "new":
+            return
+        previous = "new"
+        path = ["contacted"] + ([person.status] if person.status != "contacted" else [])
+        for i, new_status in enumerate(path):
+            at = min(self.moment, (person.contacted_at or person.created) + timedelta(days=i * self.rng.randint(1, 10)))
+            self.add(
+                StatusChange,
+                {
+                    "lead_id": person.lead_id,
+                    "old_status": previous,
+                    "new_status": new_status,
+                    "source": "admin",
+                    "user_id": None,
+                    "created_at": at,
+                },
+                "status changes",
+            )
+            previous = new_status
+
+    def sequence(self, person: _Person) -> None:
+        """The enrollment: steps whose time has come were sent; booked, patient and not a fit exit it."""
+        rng, moment, created, steps = self.rng, self.moment, person.created, person.steps
+        exit_at = (
+            person.contacted_at + timedelta(days=rng.randint(1, 10))
+            if person.status in ("booked", "patient", "not_a_fit") and person.contacted_at
+            else None
+        )
+        sent_steps = [
+            (sid, created + delay)
+            for sid, delay in steps
+            if created + delay <= moment and (exit_at is None or created + delay < exit_at)
+        ]
+        unsubscribed = bool(rng.random() < 0.03 and sent_steps)
+        if exit_at and exit_at <= moment:
+            state, reason, ended, next_at = "exited", f"status:{person.status}", exit_at, None
+        elif unsubscribed:
+            state, reason, ended, next_at = "exited", "unsubscribed", sent_steps[-1][1] + timedelta(hours=3), None
+        elif len(sent_steps) == len(steps):
+            state, reason, ended, next_at = "completed", None, sent_steps[-1][1], None
+        else:
+            state, reason, ended = "active", None, None
+            next_at = created + steps[len(sent_steps)][1]
+        enrollment_id = self.add(
+            Enrollment,
+            {
+                "lead_id": person.lead_id,
+                "campaign_slug": person.slug,
+                "state": state,
+                "next_step": len(sent_steps),
+                "next_send_at": next_at,
+                "lease_owner": None,
+                "lease_until": None,
+                "exit_reason": reason,
+                "created_at": created,
+                "confirmed_at": created,
+                "last_step_at": sent_steps[-1][1] if sent_steps else None,
+                "ended_at": ended,
+            },
+            "enrollments",
+        )
+        for index, (step_id, sent_at) in enumerate(sent_steps):
+            last = unsubscribed and index == len(sent_steps) - 1
+            self.delivery(person, enrollment_id, step_id, sent_at, unsubscribed=last)
+
+    def delivery(
+        self, person: _Person, enrollment_id: int, step_id: str, sent_at: datetime, unsubscribed: bool
+    ) -> None:
+        """A sent step with provider-like outcomes (delivered, opened, clicked, bounced) and their events."""
+        rng = self.rng
+        r = rng.random()
+        d_state = "bounced" if r < 0.015 else "failed" if r < 0.02 else "delivered"
+        delivered_at = sent_at + timedelta(seconds=rng.randint(2, 90)) if d_state == "delivered" else None
+        opened = delivered_at is not None and rng.random() < 0.38
+        clicked = opened and rng.random() < 0.22
+        row = {
+            "dedupe_key": f"enr:{enrollment_id}:{step_id}",
+            "kind": "nurture",
+            "lead_id": person.lead_id,
+            "enrollment_id": enrollment_id,
+            "campaign_slug": person.slug,
+            "step_id": step_id,
+            "recipient": None,
+            "state": d_state,
+            "due_at": sent_at,
+            "lease_owner": None,
+            "lease_until": None,
+            "attempts": 1,
+            "provider_message_id": uuid.UUID(int=rng.getrandbits(128)).hex[:22] if d_state != "failed" else None,
+            "error": "550 5.1.1 mailbox does not exist"
+            if d_state == "bounced"
+            else ("400 invalid recipient" if d_state == "failed" else None),
+            "created_at": sent_at,
+            "updated_at": sent_at,
+            "sent_at": sent_at if d_state != "failed" else None,
+            "delivered_at": delivered_at,
+            "opened_at": delivered_at + timedelta(minutes=rng.randint(1, 2000)) if opened else None,
+            "clicked_at": delivered_at + timedelta(minutes=rng.randint(2000, 2100)) if clicked else None,
+            "bounced_at": sent_at + timedelta(seconds=30) if d_state == "bounced" else None,
+            "unsubscribed_at": sent_at + timedelta(hours=3) if unsubscribed else None,
+            "open_count": rng.randint(1, 4) if opened else 0,
+            "click_count": 1 if clicked else 0,
+        }
+        delivery_id = self.add(Delivery, row, "deliveries")
+        for event, col in (("open", "opened_at"), ("click", "clicked_at"), ("bounce", "bounced_at")):
+            if row[col] is not None and row[col] <= self.moment:
+                event_row = {
+                    "sg_event_id": f"seed-{self.run}-{delivery_id}-{event}",
+                    "event": event,
+                    "delivery_id": delivery_id,
+                    "occurred_at": row[col],
+                    "received_at": row[col],
+                    "url": None,
+                    "reason": row["error"] if event == "bounce" else None,
+                }
+                self.add(ProviderEvent, event_row, "events")
+
+
 def seed(count: int, *, days: int = 120, random_seed: int | None = None) -> dict[str, int]:
     """Insert `count` leads and everything around them; returns how many rows of each kind were added."""
     rng = random.Random(random_seed)
-    moment = now()
     campaigns = _campaigns()
-    interests = list(INTEREST_WEIGHTS)
-    interest_w = list(INTEREST_WEIGHTS.values())
-    source_w = [s[3] for s in SOURCES]
-    totals = dict.fromkeys(
-        ("leads", "submissions", "consents", "enrollments", "deliveries", "events", "status changes", "page views"), 0
-    )
-    run = uuid.uuid4().hex[:6]
-    signups_per_day: dict[tuple[date, str, str, str], int] = {}
-
     with _bulk_connection() as (conn, _sqlite):
-        ids = {
-            m: _max_id(conn, m) for m in (Lead, Submission, Consent, Enrollment, Delivery, StatusChange, ProviderEvent)
-        }
-        buffers: dict[Any, list[dict[str, Any]]] = {m: [] for m in ids}
-
-        def add(model: Any, row: dict[str, Any]) -> int:
-            ids[model] += 1
-            row["id"] = ids[model]
-            buffers[model].append(row)
-            if len(buffers[model]) >= CHUNK:
-                # Leads first: every other table points at them.
-                for m in (Lead, Submission, Consent, Enrollment, Delivery, StatusChange, ProviderEvent):
-                    _flush(conn, m, buffers[m])
-            return ids[model]
-
+        seeder = _Seeder(conn, rng, now(), campaigns)
         for _ in range(count):
-            # More signups recently: a growing practice.
-            age = timedelta(days=days * (1 - rng.random() ** 0.8), minutes=rng.randint(0, 1439))
-            created = moment - age
-            source = SOURCES[rng.choices(range(len(SOURCES)), source_w)[0]]
-            utm_source, utm_medium, utm_campaigns, _, weight = source
-            utm_campaign = rng.choice(utm_campaigns)
-            slug, steps = rng.choice(campaigns)
-            first, last = rng.choice(FIRST), rng.choice(LAST)
-            lead_no = ids[Lead] + 1
-            email = f"{first}.{last}.{lead_no}{run}@{rng.choice(DOMAINS)}".lower().replace("'", "")
-            status = _status_for(rng, age, weight)
-            opt_in = rng.random() < 0.72
-            interest = rng.choices(interests, interest_w)[0]
-            contact = rng.choice(("email", "email", "phone", "text"))
-            contacted_at = created + timedelta(minutes=rng.randint(20, 3 * 24 * 60)) if status != "new" else None
-            if contacted_at and contacted_at > moment:
-                contacted_at = moment
-            lead_id = add(
-                Lead,
-                {
-                    "email": email,
-                    "first_name": first,
-                    "last_name": last,
-                    "phone": f"+1{rng.choice(AREA_CODES)}555{rng.randint(0, 9999):04d}" if rng.random() < 0.8 else None,
-                    "interest": interest,
-                    "preferred_contact": contact,
-                    "timezone": rng.choice(TIMEZONES),
-                    "status": status,
-                    "source": utm_source or "direct",
-                    "landing_slug": slug,
-                    "email_opt_in": opt_in,
-                    "created_at": created,
-                    "updated_at": contacted_at or created,
-                    "status_changed_at": contacted_at,
-                    "contacted_at": contacted_at,
-                    "contacted_by_id": None,
-                    "unsubscribed_at": None,
-                    "erased_at": None,
-                },
-            )
-            totals["leads"] += 1
-            key = (created.date(), slug, utm_source or "", utm_campaign or "")
-            signups_per_day[key] = signups_per_day.get(key, 0) + 1
-            for n in range(2 if rng.random() < 0.08 else 1):
-                at = created + timedelta(days=n * rng.randint(1, 20))
-                at = min(at, moment)
-                sub_id = add(
-                    Submission,
-                    {
-                        "lead_id": lead_id,
-                        "landing_slug": slug,
-                        "utm_source": utm_source,
-                        "utm_medium": utm_medium,
-                        "utm_campaign": utm_campaign,
-                        "utm_term": None,
-                        "utm_content": None,
-                        "referrer": rng.choice(REFERRERS),
-                        "user_agent": rng.choice(USER_AGENTS),
-                        "interest": interest,
-                        "preferred_contact": contact,
-                        "message": rng.choice(MESSAGES),
-                        "email_consent": opt_in,
-                        "created_at": at,
-                    },
-                )
-                totals["submissions"] += 1
-                add(
-                    Consent,
-                    {
-                        "lead_id": lead_id,
-                        "submission_id": sub_id,
-                        "purpose": "privacy_notice",
-                        "version": "2026-01",
-                        "granted": True,
-                        "source": "form",
-                        "created_at": at,
-                    },
-                )
-                totals["consents"] += 1
-                if opt_in:
-                    add(
-                        Consent,
-                        {
-                            "lead_id": lead_id,
-                            "submission_id": sub_id,
-                            "purpose": "email_marketing",
-                            "version": "2026-01",
-                            "granted": True,
-                            "source": "form",
-                            "created_at": at,
-                        },
-                    )
-                    totals["consents"] += 1
-            if status != "new":
-                previous = "new"
-                path = ["contacted"] + ([status] if status != "contacted" else [])
-                for i, new_status in enumerate(path):
-                    at = min(moment, (contacted_at or created) + timedelta(days=i * rng.randint(1, 10)))
-                    add(
-                        StatusChange,
-                        {
-                            "lead_id": lead_id,
-                            "old_status": previous,
-                            "new_status": new_status,
-                            "source": "admin",
-                            "user_id": None,
-                            "created_at": at,
-                        },
-                    )
-                    totals["status changes"] += 1
-                    previous = new_status
-            if not opt_in:
-                continue
-            # The sequence: steps whose time has come were sent; booked/patient/not_a_fit exit it.
-            exit_at = (
-                contacted_at + timedelta(days=rng.randint(1, 10))
-                if status in ("booked", "patient", "not_a_fit") and contacted_at
-                else None
-            )
-            sent_steps = [
-                (sid, created + delay)
-                for sid, delay in steps
-                if created + delay <= moment and (exit_at is None or created + delay < exit_at)
-            ]
-            unsubscribed = rng.random() < 0.03 and sent_steps
-            if exit_at and exit_at <= moment:
-                state, reason, ended, next_at = "exited", f"status:{status}", exit_at, None
-            elif unsubscribed:
-                state, reason, ended, next_at = "exited", "unsubscribed", sent_steps[-1][1] + timedelta(hours=3), None
-            elif len(sent_steps) == len(steps):
-                state, reason, ended, next_at = "completed", None, sent_steps[-1][1], None
-            else:
-                state, reason, ended = "active", None, None
-                next_at = created + steps[len(sent_steps)][1]
-            enrollment_id = add(
-                Enrollment,
-                {
-                    "lead_id": lead_id,
-                    "campaign_slug": slug,
-                    "state": state,
-                    "next_step": len(sent_steps),
-                    "next_send_at": next_at,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "exit_reason": reason,
-                    "created_at": created,
-                    "confirmed_at": created,
-                    "last_step_at": sent_steps[-1][1] if sent_steps else None,
-                    "ended_at": ended,
-                },
-            )
-            totals["enrollments"] += 1
-            for index, (step_id, sent_at) in enumerate(sent_steps):
-                r = rng.random()
-                d_state = "bounced" if r < 0.015 else "failed" if r < 0.02 else "delivered"
-                delivered_at = sent_at + timedelta(seconds=rng.randint(2, 90)) if d_state == "delivered" else None
-                opened = delivered_at is not None and rng.random() < 0.38
-                clicked = opened and rng.random() < 0.22
-                last = unsubscribed and index == len(sent_steps) - 1
-                row = {
-                    "dedupe_key": f"enr:{enrollment_id}:{step_id}",
-                    "kind": "nurture",
-                    "lead_id": lead_id,
-                    "enrollment_id": enrollment_id,
-                    "campaign_slug": slug,
-                    "step_id": step_id,
-                    "recipient": None,
-                    "state": d_state,
-                    "due_at": sent_at,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "attempts": 1,
-                    "provider_message_id": uuid.UUID(int=rng.getrandbits(128)).hex[:22]
-                    if d_state != "failed"
-                    else None,
-                    "error": "550 5.1.1 mailbox does not exist"
-                    if d_state == "bounced"
-                    else ("400 invalid recipient" if d_state == "failed" else None),
-                    "created_at": sent_at,
-                    "updated_at": sent_at,
-                    "sent_at": sent_at if d_state != "failed" else None,
-                    "delivered_at": delivered_at,
-                    "opened_at": delivered_at + timedelta(minutes=rng.randint(1, 2000)) if opened else None,
-                    "clicked_at": delivered_at + timedelta(minutes=rng.randint(2000, 2100)) if clicked else None,
-                    "bounced_at": sent_at + timedelta(seconds=30) if d_state == "bounced" else None,
-                    "unsubscribed_at": sent_at + timedelta(hours=3) if last else None,
-                    "open_count": rng.randint(1, 4) if opened else 0,
-                    "click_count": 1 if clicked else 0,
-                }
-                delivery_id = add(Delivery, row)
-                totals["deliveries"] += 1
-                for event, col in (("open", "opened_at"), ("click", "clicked_at"), ("bounce", "bounced_at")):
-                    if row[col] is not None and row[col] <= moment:
-                        add(
-                            ProviderEvent,
-                            {
-                                "sg_event_id": f"seed-{run}-{delivery_id}-{event}",
-                                "event": event,
-                                "delivery_id": delivery_id,
-                                "occurred_at": row[col],
-                                "received_at": row[col],
-                                "url": None,
-                                "reason": row["error"] if event == "bounce" else None,
-                            },
-                        )
-                        totals["events"] += 1
-        for m in (Lead, Submission, Consent, Enrollment, Delivery, StatusChange, ProviderEvent):
-            _flush(conn, m, buffers[m])
-        totals["page views"] = _page_views(conn, rng, signups_per_day, moment, days, campaigns)
-    return totals
+            seeder.person(days)
+        seeder.flush()
+        seeder.totals["page views"] = _page_views(conn, rng, seeder.signups_per_day, seeder.moment, days, campaigns)
+    return seeder.totals
 
 
 def _page_views(
@@ -661,11 +682,12 @@ def _page_views(
         add((day, f"/{slug}", source, campaign), n * rng.randint(8, 16))
     day = start
     today = moment.astimezone(UTC).date()
+    posts = _blog_slugs()
     while day <= today:
-        for blog in BLOG_SLUGS:
+        for post in posts:
             for source, campaign, scale in (("nurture", campaigns[0][0], 6), ("", "", 10), ("google", "", 4)):
                 add(
-                    (day, f"/blog/{blog}", source, campaign),
+                    (day, f"/blog/{post}", source, campaign),
                     rng.randint(0, scale * max(1, len(signups) // max(1, days) // 20)),
                 )
         day += timedelta(days=1)

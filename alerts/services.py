@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
@@ -47,10 +48,7 @@ def admin_lead_path(lead_id: int, app: Flask | None = None) -> str:
 @lru_cache(maxsize=4)
 def _insert_deliveries(dialect: str) -> Any:
     """INSERT INTO deliveries ... ON CONFLICT (dedupe_key) DO NOTHING, built once per dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
+from alerts.models import WebhookEvent
 from core.clock import now
 from core.db import db
 
@@ -160,8 +161,6 @@ def headers_for(event_id: str, body: bytes, secret: str, timestamp: int) -> dict
 
 
 def _claimable(moment: datetime):  # noqa: ANN202
-    from alerts.models import WebhookEvent
-
     # Due pending events, and events whose sender died mid-request (lease expired): at least once.
     return or_(
         and_(WebhookEvent.state == "pending", WebhookEvent.next_attempt_at <= moment),
@@ -171,8 +170,6 @@ def _claimable(moment: datetime):  # noqa: ANN202
 
 def _claim(event_id: int, lease_until: datetime) -> bool:
     """Take one event with a conditional UPDATE; False when another worker got it first."""
-    from alerts.models import WebhookEvent
-
     moment = now()
     with db.write_transaction() as session:
         result = session.execute(
@@ -186,8 +183,6 @@ def _claim(event_id: int, lease_until: datetime) -> bool:
 
 def _finish(event_id: int, lease_until: datetime, outcome: Outcome, attempts: int) -> str:
     """Record the result of an attempt, unless our lease was lost to another worker meanwhile."""
-    from alerts.models import WebhookEvent
-
     moment = now()
     if outcome.ok:
         values: dict[str, object] = {
@@ -219,8 +214,6 @@ def _finish(event_id: int, lease_until: datetime, outcome: Outcome, attempts: in
 
 def deliver_due(limit: int = BATCH_SIZE, timeout: float = TIMEOUT_SECONDS) -> dict[str, int]:
     """One pass of the webhook outbox: send what is due, record the outcome; a tick task of the worker."""
-    from alerts.models import WebhookEvent
-
     counts = {"webhooks_delivered": 0, "webhooks_retrying": 0, "webhooks_failed": 0}
     secret = current_app.config.get("WEBHOOK_SECRET", "")
     moment = now()
@@ -268,8 +261,6 @@ def receiver_label(url: str) -> str:
 
 def retry_now(event_ids: list[int]) -> int:
     """Put failed events back in the queue with a fresh schedule; returns how many."""
-    from alerts.models import WebhookEvent
-
     if not event_ids:
         return 0
     with db.write_transaction() as session:

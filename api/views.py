@@ -8,6 +8,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.openapi import document
 from core.db import db
+from leads.models import Lead
+from leads.services import change_status, find_lead
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -32,9 +34,6 @@ def _authorized() -> bool:
 @bp.post("/bookings")
 def bookings() -> tuple[Response, int]:
     """Set the status of the lead with this email to booked (source 'api')."""
-    from leads.models import Lead
-    from leads.services import change_status, find_lead
-
     if not _authorized():
         return _error(401, "Missing or wrong bearer token.")
     try:

@@ -133,7 +133,7 @@ db = Database()
 
 def alembic_config():  # noqa: ANN201
     """Alembic configuration pointing at migrations/, without an alembic.ini."""
-    from alembic.config import Config as AlembicConfig
+    from alembic.config import Config as AlembicConfig  # only `flask db` loads alembic, never a web or worker process
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -142,7 +142,7 @@ def alembic_config():  # noqa: ANN201
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` on `engine`."""
-    from alembic import command
+    from alembic import command  # only `flask db` loads alembic, never a web or worker process
 
     cfg = alembic_config()
     with engine.begin() as conn:
@@ -168,7 +168,7 @@ def upgrade_command(revision: str) -> None:
 @click.argument("revision", default="-1")
 def downgrade_command(revision: str) -> None:
     """Revert migrations down to REVISION (default: one step)."""
-    from alembic import command
+    from alembic import command  # only `flask db` loads alembic, never a web or worker process
 
     cfg = alembic_config()
     with db.engine.begin() as conn:
@@ -180,7 +180,7 @@ def downgrade_command(revision: str) -> None:
 @click.option("-m", "--message", required=True, help="What the migration changes.")
 def revision_command(message: str) -> None:
     """Write a new migration from the difference between the models and the database."""
-    from alembic import command
+    from alembic import command  # only `flask db` loads alembic, never a web or worker process
 
     cfg = alembic_config()
     with db.engine.begin() as conn:

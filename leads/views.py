@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,8 +13,10 @@ from markupsafe import Markup, escape
 from core.db import db
 from core.extensions import limiter
 from core.markdown import render as render_markdown
+from core.slots import Markers, Slots
 from leads import services
 from leads.forms import SignupForm, capped, seconds_since, sign_started
+from leads.models import UTM_FIELDS
 from studio.definitions import RESERVED_SLUGS, Campaign
 from studio.registry import registry
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("leads", __name__)
 
-UTM_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _utm_value = capped(100)
 _referrer_value = capped(1000)
 
@@ -62,29 +61,26 @@ def _render(campaign: Campaign, form: SignupForm, status: int = 200, notice: str
 
 
 # What differs between two first visits to a landing page; everything else is the same bytes for everyone.
-PAGE_SLOTS = (*UTM_PARAMS, "referrer", "started", "csrf_token")
+PAGE_SLOTS = (*UTM_FIELDS, "referrer", "started", "csrf_token")
 
 
 @dataclass(frozen=True)
 class LandingSkeleton:
-    """A campaign's landing page rendered once, cut at the per-visit values: literal, slot, literal, ..."""
+    """A campaign's landing page rendered once, cut at the per-visit values (core.slots)."""
 
     campaign: Campaign
-    parts: tuple[str, ...]
+    slots: Slots
 
     def fill(self, values: Mapping[str, str]) -> str:
         """The page with each slot's value escaped as the form widgets escape attribute values."""
-        out = list(self.parts)
-        for index in range(1, len(out), 2):
-            # markupsafe's escape turns " into &#34; exactly as the widgets' html_params does.
-            out[index] = escape(values[out[index]])
-        return "".join(out)
+        # markupsafe's escape turns " into &#34; exactly as the widgets' html_params does.
+        return self.slots.fill({name: escape(value) for name, value in values.items()})
 
 
 def _landing_form(slug: str, values: Mapping[str, str]) -> SignupForm:
     """A fresh form for this landing page carrying the visit's values (UTM, referrer, start time, token)."""
     form = SignupForm(formdata=None)
-    for name in (*UTM_PARAMS, "referrer", "started"):
+    for name in (*UTM_FIELDS, "referrer", "started"):
         getattr(form, name).data = values[name]
     form.landing.data = slug
     if form.meta.csrf:
@@ -102,13 +98,11 @@ def _skeleton(campaign: Campaign, token: str) -> LandingSkeleton | None:
     if skeleton is not None and skeleton.campaign is campaign:
         return skeleton
     # Markers no visitor can guess, so a crafted UTM value can never be taken for a slot.
-    marker = secrets.token_hex(12)
-    html = _render(campaign, _landing_form(campaign.slug, {n: f"slot{marker}{n}end" for n in PAGE_SLOTS}))
-    html = html.get_data(as_text=True)
+    markers = Markers(PAGE_SLOTS)
+    html = _render(campaign, _landing_form(campaign.slug, markers.values())).get_data(as_text=True)
     if token and token in html:
         return None  # this visitor's own token leaked into the page: never serve it to anyone else
-    parts = re.split(f"slot{marker}([a-z_]+)end", html)
-    skeleton = LandingSkeleton(campaign=campaign, parts=tuple(parts))
+    skeleton = LandingSkeleton(campaign=campaign, slots=markers.cut(html))
     cache[key] = skeleton
     return skeleton
 
@@ -122,7 +116,7 @@ def landing(slug: str) -> Response:
     """Show a campaign's landing page with the form, carrying the visit's UTM tags and referrer."""
     campaign = _campaign_or_404(slug)
     args = request.args
-    values = {name: _utm_value(args.get(name, "")) for name in UTM_PARAMS}
+    values = {name: _utm_value(args.get(name, "")) for name in UTM_FIELDS}
     values["referrer"] = _referrer_value(request.referrer or "")
     values["started"] = sign_started()
     # Also puts the token's secret in the visitor's session, as rendering the form's token field does.

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.clock import now
@@ -286,10 +287,7 @@ def _store_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     ON CONFLICT DO NOTHING both finds replays (no lookup whose plan depends on table statistics) and lets
     two deliveries of the same batch at once store each event exactly once.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as insert_new
-    else:
-        from sqlalchemy.dialects.sqlite import insert as insert_new
+    insert_new = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     table = ProviderEvent.__table__
     statement = insert_new(table).on_conflict_do_nothing(index_elements=["sg_event_id"]).returning(table.c.sg_event_id)
     stored: set[str] = set()

@@ -183,7 +183,8 @@ def test_seed_fills_every_table_and_can_run_twice(app, runner):
     assert result.exit_code == 0, result.output
     again = runner.invoke(args=["demo", "seed", "--leads", "200"])
     assert again.exit_code == 0, again.output
-    from leads.models import Lead, Submission
+    from leads.consent import CURRENT_EMAIL_CONSENT, PRIVACY_NOTICE_VERSION
+    from leads.models import Consent, Lead, Submission
     from mailer.models import ProviderEvent
     from nurture.models import Enrollment
     from public.models import PageView
@@ -193,4 +194,10 @@ def test_seed_fills_every_table_and_can_run_twice(app, runner):
         for model in (Submission, Enrollment, Delivery, ProviderEvent, PageView):
             assert db.session.scalars(select(model.id).limit(1)).first() is not None, model.__name__
         statuses = set(db.session.scalars(select(Lead.status).distinct()))
+        versions = set(db.session.scalars(select(Consent.version).distinct()))
+        blog_pages = set(db.session.scalars(select(PageView.page).where(PageView.page.like("/blog/%")).distinct()))
+        posts = {post.path for post in app.extensions["blog"].posts}
     assert {"new", "contacted", "booked"} <= statuses
+    # The wording versions the form really records, and views of posts the blog really serves.
+    assert versions == {CURRENT_EMAIL_CONSENT, PRIVACY_NOTICE_VERSION}
+    assert blog_pages == posts

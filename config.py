@@ -131,3 +131,7 @@ class TestConfig(Config):
         self.MAIL_BACKEND = "outbox"
         self.BOOKING_API_TOKEN = "test-booking-token"  # noqa: S105
         self.RATELIMIT_STORAGE_URI = "memory://"
+        # Fixture copies of the campaigns and posts: marketing can edit campaigns/ and content/blog/ freely
+        # (tests/studio checks that the shipped ones validate).
+        self.CAMPAIGNS_DIR = str(BASE_DIR / "tests" / "fixtures" / "campaigns")
+        self.BLOG_DIR = str(BASE_DIR / "tests" / "fixtures" / "blog")

@@ -12,9 +12,9 @@ from core.db import db
 from mailer.models import Delivery
 from nurture.models import CampaignState
 from studio.registry import registry
+from tests.support.content import CAMPAIGNS
 
 SLUG = "stem-cell-therapy"
-CAMPAIGNS = Path(__file__).resolve().parents[2] / "campaigns"
 
 
 def _first_step(app):

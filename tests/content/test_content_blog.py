@@ -10,8 +10,8 @@ import pytest
 
 from app import create_app
 from blog.loader import BlogErrors, load_posts
+from tests.support.content import POSTS, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 GOOD = """---
 title: {title}
 description: A post written for the tests, long enough to be a description.
@@ -81,8 +81,8 @@ def test_blog_without_slash_redirects(client):
     assert response.headers["Location"].endswith("/blog/")
 
 
-def test_shipped_posts_load_and_read_like_articles():
-    posts, problems = load_posts(REPO / "content" / "blog", REPO / "static")
+def test_posts_load_and_read_like_articles():
+    posts, problems = load_posts(POSTS, REPO / "static")
     assert problems == []
     slugs = {post.slug for post in posts}
     assert {
@@ -167,7 +167,7 @@ def test_the_app_refuses_to_start_with_a_broken_post(make_config, tmp_path):
     assert "broken.md: date: 'someday' is not a date" in message
 
 
-def test_blog_validate_command_checks_the_shipped_posts(runner):
+def test_blog_validate_command_checks_the_posts(runner):
     result = runner.invoke(args=["blog-validate"])
     assert result.exit_code == 0
     assert "posts OK" in result.output

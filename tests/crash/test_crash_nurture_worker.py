@@ -24,6 +24,7 @@ from core.db import db
 from leads.models import Lead
 from mailer.models import Delivery
 from nurture.models import Enrollment
+from tests.support.content import CAMPAIGNS, POSTS
 
 ROOT = Path(__file__).resolve().parents[2]
 LEADS = int(os.environ.get("CRASH_LEADS", 5000))
@@ -61,8 +62,8 @@ def _wait_until(predicate, timeout: float, what: str, interval: float = 0.05) ->
 
 
 def _always_open_campaigns(target: Path) -> Path:
-    """A copy of the shipped campaigns whose send window is always open, so wall-clock time never defers a send."""
-    shutil.copytree(ROOT / "campaigns", target)
+    """A copy of the fixture campaigns whose send window is always open, so wall-clock time never defers a send."""
+    shutil.copytree(CAMPAIGNS, target)
     for path in target.glob("*/campaign.yaml"):
         data = yaml.safe_load(path.read_text())
         data["send_window"] = {
@@ -195,6 +196,7 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
         "SITE_URL": "https://www.nexgenesis.example",  # the worker refuses http with MAIL_BACKEND=sendgrid
         "CLINIC_POSTAL_ADDRESS": "NexGenEsis Healthcare, 100 Example Ave, Denver, CO 80202, USA",
         "CAMPAIGNS_DIR": str(_always_open_campaigns(tmp_path / "campaigns")),
+        "BLOG_DIR": str(POSTS),
         "MAIL_BACKEND": "sendgrid",
         "SENDGRID_API_KEY": api_key,
         "SENDGRID_API_HOST": fake_url,

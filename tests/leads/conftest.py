@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -12,13 +11,14 @@ from flask.testing import FlaskClient
 from leads_helpers import SLUG, Visitor
 
 from app import create_app
+from tests.support.content import CAMPAIGNS
 
 
 @pytest.fixture
 def make_config(make_config, tmp_path_factory: pytest.TempPathFactory):
     """Serve only a copy of the stem cell campaign, so edits to other campaigns never break these tests."""
     root = tmp_path_factory.mktemp("campaigns")
-    shutil.copytree(Path(__file__).resolve().parents[2] / "campaigns" / SLUG, root / SLUG)
+    shutil.copytree(CAMPAIGNS / SLUG, root / SLUG)
 
     def factory(**overrides: object):
         return make_config(**{"CAMPAIGNS_DIR": str(root), **overrides})

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from bench import load
 from core.db import make_engine
+from tests.support.content import CAMPAIGNS, POSTS
 from tests.support.database import empty_tables
 
 pytestmark = pytest.mark.slow
@@ -34,12 +35,12 @@ def _empty_database(url: str) -> None:
 
 
 def _campaigns_any_time(tmp_path: Path) -> Path:
-    """The shipped campaigns, with the welcome step allowed outside the send window.
+    """The fixture campaigns, with the welcome step allowed outside the send window.
 
     The welcome is what this test counts; without this a run on a weekend night would wait for Monday.
     """
     target = tmp_path / "campaigns"
-    shutil.copytree(load.ROOT / "campaigns", target)
+    shutil.copytree(CAMPAIGNS, target)
     spec_path = target / load.SLUG / "campaign.yaml"
     spec = yaml.safe_load(spec_path.read_text())
     spec["steps"][0]["any_time"] = True
@@ -83,6 +84,7 @@ def test_concurrent_signups_keep_every_lead_once_and_welcome_it_once(database_ur
         database_url,
         instance,
         CAMPAIGNS_DIR=str(_campaigns_any_time(tmp_path)),
+        BLOG_DIR=str(POSTS),
         MAIL_BACKEND="outbox",
         NURTURE_TICK_SECONDS="0.5",
     )

@@ -1,4 +1,4 @@
-"""`flask campaigns validate` and `simulate`: problems name the file and field; shipped campaigns pass."""
+"""`flask campaigns validate` and `simulate`: problems name the file and field; the campaigns pass."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from studio.registry import _running_campaigns_command
+from tests.support.content import CAMPAIGNS
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))
@@ -18,9 +19,9 @@ FLASK = str(Path(sys.executable).with_name("flask"))
 
 @pytest.fixture
 def broken(tmp_path) -> Path:
-    """A copy of the shipped campaigns to break."""
+    """A copy of the fixture campaigns to break."""
     root = tmp_path / "campaigns"
-    shutil.copytree(ROOT / "campaigns", root)
+    shutil.copytree(CAMPAIGNS, root)
     return root
 
 
@@ -30,7 +31,7 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_shipped_campaigns_validate(runner):
+def test_the_campaigns_validate(runner):
     result = runner.invoke(args=["campaigns", "validate"])
     assert result.exit_code == 0, result.output
     assert "campaigns OK" in result.output.strip().splitlines()[-1]
@@ -170,9 +171,9 @@ def test_simulate_refuses_bad_input(runner):
     assert "not a time zone" in bad_tz.output
 
 
-def test_every_shipped_campaign_answers_at_once_and_validate_warns_when_one_waits(runner, broken):
+def test_every_campaign_answers_at_once_and_validate_warns_when_one_waits(runner, broken):
     result = runner.invoke(args=["campaigns", "validate"])
-    assert "any_time: warning" not in result.output  # every shipped first email has any_time: true
+    assert "any_time: warning" not in result.output  # every first email has any_time: true
     edit(broken / "prp-knee-osteoarthritis" / "campaign.yaml", "    any_time: true\n", "")
     result = runner.invoke(args=["campaigns", "validate", str(broken)])
     assert result.exit_code == 0, result.output  # allowed, but said

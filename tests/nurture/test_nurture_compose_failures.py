@@ -15,9 +15,9 @@ from mailer.models import Delivery
 from studio.files import load_campaigns
 from studio.registry import CampaignRegistry
 from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
+from tests.support.content import CAMPAIGNS
 from tests.support.database import fresh_app
 
-ROOT = Path(__file__).resolve().parents[2]
 STAFF = SimpleNamespace(email="mia@nexgenesis.example")
 # Valid Markdown that passes `flask campaigns validate` but builds an email over the 100 KB limit.
 TOO_LONG = "\n\n".join(
@@ -28,7 +28,7 @@ TOO_LONG = "\n\n".join(
 @pytest.fixture
 def campaigns_dir(tmp_path) -> Path:
     root = tmp_path / "campaigns"
-    shutil.copytree(ROOT / "campaigns", root)
+    shutil.copytree(CAMPAIGNS, root)
     return root
 
 
@@ -73,7 +73,7 @@ def test_a_content_error_fails_with_the_file_step_and_problem_and_the_sequence_w
     assert [d.step_id for d in deliveries(app)] == ["welcome"]
 
     # Fixed and queued again: the welcome goes once, then the next email follows after its delay.
-    shutil.copy(ROOT / "campaigns/stem-cell-therapy/emails/01-welcome.md", campaigns_dir / "stem-cell-therapy/emails")
+    shutil.copy(CAMPAIGNS / "stem-cell-therapy/emails/01-welcome.md", campaigns_dir / "stem-cell-therapy/emails")
     reload_campaigns(app, campaigns_dir)
     with app.app_context(), db.write_transaction() as session:
         assert requeue(session, STAFF, Delivery.id == delivery.id) == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -14,16 +13,15 @@ from core.db import db
 from leads.models import Consent
 from nurture.tokens import make_confirm_token
 from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
+from tests.support.content import CAMPAIGNS
 from tests.support.database import fresh_app
-
-SHIPPED = Path(__file__).resolve().parents[2] / "campaigns"
 
 
 @pytest.fixture
 def doi_app(make_config, tmp_path) -> Flask:
     """The app with a copy of the stem cell campaign switched to double opt-in."""
     root = tmp_path / "campaigns"
-    shutil.copytree(SHIPPED / "stem-cell-therapy", root / "stem-cell-therapy")
+    shutil.copytree(CAMPAIGNS / "stem-cell-therapy", root / "stem-cell-therapy")
     yaml_path = root / "stem-cell-therapy" / "campaign.yaml"
     yaml_path.write_text(yaml_path.read_text().replace("double_opt_in: false", "double_opt_in: true"))
     yield from fresh_app(make_config(CAMPAIGNS_DIR=str(root)))

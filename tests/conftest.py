@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
@@ -19,8 +20,10 @@ from app import load_models
 from config import TestConfig
 from core.clock import FrozenClock
 from core.db import Base, make_engine, normalize_url
+from tests.support import factories
 from tests.support.database import fresh_app
 from tests.support.postgres import pass_note
+from tests.support.staff import Staff, login
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -128,3 +131,60 @@ def runner(app: Flask) -> FlaskCliRunner:
 def backend(database_url: str) -> str:
     """'sqlite' or 'postgresql'."""
     return "postgresql" if database_url.startswith("postgres") else "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with small costs: production strength takes most of a second per hash on a busy CI machine."""
+    import admin.users
+
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(admin.users, "_hasher", fast)
+    dummy = fast.hash("not-a-real-password-0000")
+    monkeypatch.setattr(admin.users, "_dummy_hash", lambda: dummy)
+
+
+@pytest.fixture
+def make_lead(app: Flask) -> Callable[..., int]:
+    """Store a complete signup (every answer given, see factories.FULL_SIGNUP) through the capture service."""
+
+    def factory(email: str = "dana@example.com", consent: bool = True, **fields: object) -> int:
+        return factories.make_lead(app, email, consent=consent, **(factories.FULL_SIGNUP | fields))
+
+    return factory
+
+
+@pytest.fixture
+def make_delivery(app: Flask) -> Callable[..., int]:
+    """Store a delivery (a stem-cell-therapy welcome email unless told otherwise); returns its id."""
+
+    def factory(key: str, **fields: object) -> int:
+        return factories.make_delivery(app, key, **fields)
+
+    return factory
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., str]:
+    """Create a staff user; returns its email."""
+
+    def factory(email: str = factories.STAFF_EMAIL, role: str = "admin", password: str = factories.PASSWORD) -> str:
+        return factories.make_user(app, email, password, role)
+
+    return factory
+
+
+@pytest.fixture
+def staff(app: Flask, client: FlaskClient, make_user) -> Staff:
+    """A signed-in admin."""
+    email = make_user()
+    assert login(client, email).status_code == 302
+    return Staff(client, email)
+
+
+@pytest.fixture
+def marketer(app: Flask, client: FlaskClient, make_user) -> Staff:
+    """A signed-in marketer."""
+    email = make_user("mia@nexgenesis.example", role="marketer")
+    assert login(client, email).status_code == 302
+    return Staff(client, email)

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from admin.models import User
 from core.db import db
 from nurture.models import CampaignState
-from tests.admin.conftest import PASSWORD, csrf_from, login
+from tests.support.factories import PASSWORD
+from tests.support.forms import csrf_from
+from tests.support.staff import login
 
 DUMMY = {"int": "1", "default": "x", "string": "x", "path": "x"}
 

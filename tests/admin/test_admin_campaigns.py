@@ -8,11 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from app import create_app
 from core.db import db
 from mailer.models import Delivery
 from nurture.models import CampaignState
 from studio.registry import registry
+from tests.support import factories
 from tests.support.content import CAMPAIGNS
+from tests.support.staff import Staff, login
 
 SLUG = "stem-cell-therapy"
 
@@ -167,17 +170,11 @@ def test_send_test_records_a_delivery_the_worker_sends(staff, app):
 
 
 def test_validation_errors_of_the_files_on_disk(make_config, tmp_path, make_user):
-    from app import create_app
-    from tests.admin.conftest import Staff, login
-
     folder = tmp_path / "campaigns"
     shutil.copytree(CAMPAIGNS, folder)
     app = create_app(make_config(CAMPAIGNS_DIR=str(folder)))
     client = app.test_client()
-    from admin.users import create_user
-
-    with app.app_context(), db.write_transaction() as s:
-        create_user(s, "ed@nexgenesis.example", "correct horse battery", "marketer")
+    factories.make_user(app, "ed@nexgenesis.example", role="marketer")
     login(client, "ed@nexgenesis.example")
     staff = Staff(client, "ed@nexgenesis.example")
     yaml_path = folder / SLUG / "campaign.yaml"

@@ -12,7 +12,9 @@ from core.db import db
 from mailer.base import PermanentError
 from mailer.ledger import record_auth_failure
 from mailer.models import Delivery
-from tests.nurture.nurture_helpers import FlakySender, RecordingSender, deliveries, run_tick, signup, use_sender
+from tests.fakes.senders import FlakySender, RecordingSender, run_tick, use_sender
+from tests.support import factories
+from tests.support.factories import deliveries
 
 
 def _state(app, delivery_id: int) -> str:
@@ -24,7 +26,7 @@ def _state(app, delivery_id: int) -> str:
 
 def test_a_failed_delivery_queued_again_is_sent_once_and_a_sent_one_can_never_be_queued(staff, app):
     sender = use_sender(app, FlakySender(PermanentError("SendGrid refused the message (400): bad header")))
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     [failed] = deliveries(app)
     assert (failed.state, failed.error_source) == ("failed", "provider")
@@ -122,7 +124,7 @@ def test_a_content_failure_alone_never_says_the_provider_refused(staff, app, mak
 
 def test_the_lead_page_says_the_sequence_waits_and_queues_the_failed_email_again(staff, app):
     sender = use_sender(app, FlakySender(PermanentError("SendGrid refused the message (400): bad header")))
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     page = staff.get(f"/admin/leads/{lead_id}").get_data(as_text=True)
     assert "Waiting: later emails are held" in page

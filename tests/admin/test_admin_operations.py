@@ -91,15 +91,12 @@ def test_outbox_cannot_leave_its_folder(staff, app, tmp_path):
 
 def test_outbox_is_404_for_other_backends(make_config, make_user):
     from app import create_app
-    from tests.admin.conftest import login
+    from tests.support.factories import make_user as add_user
+    from tests.support.staff import login
 
     app = create_app(make_config(MAIL_BACKEND="console"))
     client = app.test_client()
-    from admin.users import create_user
-
-    with app.app_context(), db.write_transaction() as s:
-        create_user(s, "ed@nexgenesis.example", "correct horse battery", "admin")
-    login(client, "ed@nexgenesis.example")
+    login(client, add_user(app, "ed@nexgenesis.example"))
     assert client.get("/admin/outbox").status_code == 404
     assert "Outbox" not in client.get("/admin/").get_data(as_text=True)
 

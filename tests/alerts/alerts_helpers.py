@@ -1,4 +1,4 @@
-"""Helpers for alert tests: signup through the form, a worker tick, the outbox, a webhook receiver, login."""
+"""Helpers for alert tests: signup through the form, a worker tick, the outbox, a webhook receiver."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
 
-from core.db import db
-from tests.support.forms import hidden_fields
+from tests.support.forms import Visitor
 
 SLUG = "stem-cell-therapy"
 INTAKE = ["frontdesk@clinic.example", "manager@clinic.example"]
@@ -38,10 +36,9 @@ FORM = {
 
 def signup(client: FlaskClient, query: str = "", **overrides: str) -> None:
     """Fill in the landing page's form like a visitor and check it was accepted."""
-    page = client.get(f"/{SLUG}{query}")
-    assert page.status_code == 200
-    data = {**hidden_fields(page.get_data(as_text=True)), **FORM, **overrides}
-    response = client.post(f"/{SLUG}{query}", data=data)
+    visitor = Visitor(client)
+    visitor.open(query)
+    response = visitor.client.post(f"/{SLUG}{query}", data={**visitor.hidden, **FORM, **overrides})
     assert response.status_code in (200, 302, 303), response.get_data(as_text=True)[:500]
     assert "error" not in response.headers.get("Location", "")
 
@@ -77,15 +74,6 @@ def full_text(message: email.message.EmailMessage) -> str:
     return "\n".join(parts)
 
 
-def rows(model: type, *where: object) -> list:
-    """All rows of a model matching the conditions (fresh from the database)."""
-    session = db.session()
-    session.expire_all()
-    result = list(session.scalars(select(model).where(*where)))
-    session.expunge_all()  # detached but loaded: readable after the app context ends
-    return result
-
-
 @dataclass
 class Receiver:
     """A webhook endpoint on 127.0.0.1 that records requests and answers with queued statuses (then 200)."""
@@ -102,22 +90,3 @@ class Receiver:
 
     def bodies(self) -> list[dict]:
         return [json.loads(r["body"]) for r in self.requests]
-
-
-def login(client: FlaskClient, app: Flask, email_address: str = "staff@clinic.example") -> None:
-    """Sign a staff member in the way Flask-Login's session does (the admin's login form is tested there)."""
-    from flask_login.utils import _create_identifier
-
-    from admin.models import User
-
-    with app.app_context():
-        user = User(email=email_address, password_hash="not-a-real-hash", role="marketer", active=True)
-        db.session.add(user)
-        db.session.commit()
-        session_id = user.get_id()
-    with app.test_request_context(environ_base=client.environ_base):
-        identifier = _create_identifier()  # "strong" session protection ties the session to address and browser
-    with client.session_transaction() as sess:
-        sess["_user_id"] = session_id
-        sess["_fresh"] = True
-        sess["_id"] = identifier

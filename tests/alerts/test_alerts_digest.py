@@ -7,13 +7,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from alerts_helpers import full_text, mails_to, rows, tick
+from alerts_helpers import full_text, mails_to, tick
 
 from alerts.digest import day_bounds, due_day, parse_time, reported_day
 from core.db import db
-from leads.services import capture_lead, change_status
+from leads.services import change_status
 from mailer.models import Delivery
 from mailer.suppression import suppress
+from tests.support.factories import make_lead, rows
 
 DENVER = ZoneInfo("America/Denver")
 
@@ -56,13 +57,7 @@ def test_parse_time_names_the_problem():
 
 def _capture(app, clock, moment, first_name, email):
     clock.set(moment)
-    with app.app_context(), db.write_transaction() as session:
-        result = capture_lead(
-            session,
-            {"email": email, "first_name": first_name, "interest": "hip", "message": "hip pain", "email_consent": True},
-            {"landing_slug": "stem-cell-therapy", "utm_source": "newsletter"},
-        )
-        return result.lead.id
+    return make_lead(app, email, first_name=first_name, interest="hip", message="hip pain", utm_source="newsletter")
 
 
 def test_digest_lists_yesterday_in_the_clinic_time_zone_once(make_app, clock):

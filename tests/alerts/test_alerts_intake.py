@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from alerts_helpers import FORM, INTAKE, INTEREST_LABEL, MESSAGE, full_text, mails_to, outbox, rows, signup, tick
+from alerts_helpers import FORM, INTAKE, INTEREST_LABEL, MESSAGE, full_text, mails_to, outbox, signup, tick
 from sqlalchemy import select
 
 from core.db import db
 from leads.models import Lead
 from mailer.models import Delivery
 from mailer.suppression import suppress
+from tests.support.factories import rows
 
 
 def _alerts() -> list[Delivery]:

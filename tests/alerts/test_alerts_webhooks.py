@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from alerts_helpers import FORM, MESSAGE, SECRET, login, rows, signup
+from alerts_helpers import FORM, MESSAGE, SECRET, signup
 from sqlalchemy import select, update
 
 from alerts import webhooks
@@ -18,6 +18,8 @@ from core.db import db
 from leads.models import Lead
 from leads.services import change_status
 from mailer.suppression import suppress
+from tests.support.factories import make_user, rows
+from tests.support.staff import login as staff_login
 
 
 def _deliver(app, **kwargs):
@@ -141,7 +143,7 @@ def test_an_event_failing_every_attempt_is_marked_failed_shown_in_admin_and_can_
     assert _deliver(app)["webhooks_delivered"] == 0
 
     client = app.test_client()
-    login(client, app)
+    staff_login(client, make_user(app, "staff@clinic.example", role="marketer"))
     page = client.get("/admin/webhooks/?state=failed")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -174,7 +176,7 @@ def test_admin_webhooks_page_needs_login(make_app):
 def test_admin_webhooks_page_refuses_an_unknown_state(make_app):
     app = make_app()
     client = app.test_client()
-    login(client, app)
+    staff_login(client, make_user(app, "staff@clinic.example", role="marketer"))
     assert client.get("/admin/webhooks/?state=bogus").status_code == 400
     assert client.get("/admin/webhooks/").status_code == 200
 

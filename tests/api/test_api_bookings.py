@@ -8,21 +8,14 @@ from sqlalchemy import select
 from core.db import db
 from leads.models import Lead, StatusChange
 from nurture.models import Enrollment
+from tests.support.factories import make_lead
 
 AUTH = {"Authorization": "Bearer test-booking-token"}
 
 
 @pytest.fixture
 def lead_id(app):
-    from leads.services import capture_lead
-
-    with app.app_context(), db.write_transaction() as s:
-        result = capture_lead(
-            s,
-            {"email": "booker@example.com", "first_name": "Bea", "email_consent": True, "privacy_ack": True},
-            {"landing_slug": "stem-cell-therapy"},
-        )
-        return result.lead.id
+    return make_lead(app, "booker@example.com", first_name="Bea")
 
 
 def test_booking_sets_status_and_ends_nurture(client, app, lead_id):

@@ -15,7 +15,7 @@ import pytest
 from app import create_app
 from config import Config
 from core.db import db
-from tests.leads.leads_helpers import Visitor
+from tests.support.forms import Visitor
 
 ROOT = Path(__file__).resolve().parents[2]
 

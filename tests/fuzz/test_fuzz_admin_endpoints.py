@@ -19,8 +19,9 @@ from werkzeug.routing import IntegerConverter
 from app import create_app
 from core.db import db
 from tests.fuzz.strategies import FUZZ, SCALE, value
-from tests.security.session_helpers import login, make_user
-from tests.security.webform import SLUG, signup_data, signup_form
+from tests.support.factories import make_user
+from tests.support.forms import SLUG, signup_data, signup_form
+from tests.support.staff import login
 
 # Signing out or in would only end the session the test needs; both have fuzz tests of their own.
 SKIPPED = frozenset({"admin.logout", "admin.login"})

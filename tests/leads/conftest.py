@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from leads_helpers import SLUG, Visitor
 
 from app import create_app
 from tests.support.content import CAMPAIGNS
+from tests.support.forms import SLUG, Visitor
 
 
 @pytest.fixture

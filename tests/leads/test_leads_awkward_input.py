@@ -8,7 +8,6 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from leads_helpers import field_error
 from sqlalchemy import select
 
 from core.db import db
@@ -17,6 +16,7 @@ from leads.models import Lead, Submission
 from mailer.base import Message
 from mailer.senders import sendgrid_body
 from nurture.dispatch import tick
+from tests.support.forms import field_error
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "Ada\u202egnp.exe" shows as "Adaexe.png"
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
@@ -111,7 +111,8 @@ def test_names_stored_before_are_cleaned_where_they_reach_a_csv_or_a_subject(app
     assert not any(RLO in cell for row in rows for cell in row)
     assert [c for c in rows[-1] if c in ("Evelyn", "Moss")] == ["Evelyn", "Moss"]
     # The admin's CSV export, signed in.
-    from tests.security.session_helpers import login, make_user
+    from tests.support.factories import make_user
+    from tests.support.staff import login
 
     make_user(app)
     assert login(client).status_code == 302

@@ -9,24 +9,15 @@ import pytest
 from sqlalchemy import select
 
 from core.db import db
-from leads import services
 from leads.cli import EXPORT_HEADER
 from leads.consent import CURRENT_EMAIL_CONSENT
 from leads.models import Lead
+from tests.support.factories import make_lead
 
 
 def add_lead(app, email, first_name="Ann", consent=True, utm_source=None, **data):
-    with app.app_context(), db.write_transaction() as session:
-        result = services.capture_lead(
-            session,
-            {"email": email, "first_name": first_name, "interest": "knee", "email_consent": consent, **data},
-            {
-                "landing_slug": "stem-cell-therapy",
-                "utm_source": utm_source,
-                "utm_medium": "cpc" if utm_source else None,
-            },
-        )
-        return result.lead.id
+    tags = {"utm_source": utm_source, "utm_medium": "cpc" if utm_source else None}
+    return make_lead(app, email, consent=consent, first_name=first_name, **({"message": None} | tags | data))
 
 
 def read_csv(text):

@@ -9,12 +9,12 @@ from http.cookiejar import CookieJar
 from urllib.parse import urlencode
 
 import pytest
-from leads_helpers import SLUG, VALID, hidden_fields
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from core.db import db
 from leads.models import Lead, Submission
+from tests.support.forms import SLUG, VALID, hidden_fields
 
 POSTS = 20
 

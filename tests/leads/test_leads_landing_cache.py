@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-from leads_helpers import SLUG, VALID, hidden_fields
 from sqlalchemy import select
 
 from core.db import db
 from leads.models import Lead
+from tests.support.forms import SLUG, VALID, hidden_fields
 
 TRICKY = {
     "utm_source": '"><script>alert(1)</script>',
@@ -38,8 +38,10 @@ def test_filled_page_is_byte_identical_to_a_full_render(app, client):
     slow = _page(client, TRICKY)
     assert _without_token(fast) == _without_token(slow)
     assert "<script>alert(1)" not in fast
-    hidden = hidden_fields(fast)
-    assert hidden["utm_source"] == TRICKY["utm_source"].replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;")
+    escaped = TRICKY["utm_source"].replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;")
+    assert f'value="{escaped}"' in fast
+    hidden = hidden_fields(fast)  # what a browser sends back: the visitor's value, unchanged
+    assert hidden["utm_source"] == TRICKY["utm_source"]
     assert hidden["utm_term"] == TRICKY["utm_term"]
     assert len(hidden["utm_content"]) == 100
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from leads_helpers import SLUG, VALID, Visitor, field_error, hidden_fields
 from sqlalchemy import func, select
 
 from core.db import db
 from leads.consent import CURRENT_EMAIL_CONSENT, PRIVACY_NOTICE_VERSION
 from leads.models import Consent, Lead, Submission
 from studio.definitions import RESERVED_SLUGS
+from tests.support.forms import SLUG, VALID, Visitor, field_error, hidden_fields
 
 
 def count(model) -> int:

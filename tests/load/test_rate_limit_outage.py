@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from app import create_app
 from core.db import db
 from leads.models import Lead
-from tests.leads.leads_helpers import VALID, Visitor
-from tests.security.session_helpers import login, make_user
+from tests.support.factories import make_user
+from tests.support.forms import VALID, Visitor
+from tests.support.staff import login
 
 REDIS_URL = "redis://127.0.0.1:6379"
 

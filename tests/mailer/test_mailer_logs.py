@@ -8,11 +8,10 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from core.db import db
-from leads.services import capture_lead
 from mailer.tokens import unsubscribe_url
 from nurture.dispatch import tick
 from tests.support.database import fresh_app
+from tests.support.factories import make_lead
 
 EMAIL = "zebulon.quixote@example.org"
 FIRST, LAST = "Zebulon", "Quixote"
@@ -29,15 +28,10 @@ def mail_app(request: pytest.FixtureRequest, make_config) -> Iterator[Flask]:
 
 def test_sending_logs_no_address_name_or_unsubscribe_token_on_any_backend(mail_app, caplog):
     with caplog.at_level(logging.DEBUG):
-        with mail_app.app_context(), db.write_transaction() as session:
-            lead = capture_lead(
-                session,
-                {"email": EMAIL, "first_name": FIRST, "last_name": LAST, "interest": "knee", "email_consent": True},
-                {"landing_slug": "stem-cell-therapy"},
-            ).lead
+        lead_id = make_lead(mail_app, EMAIL, first_name=FIRST, last_name=LAST, message=None)
         with mail_app.app_context():
             counts = tick()
-            token = unsubscribe_url(lead.id).rsplit("/", 1)[-1]
+            token = unsubscribe_url(lead_id).rsplit("/", 1)[-1]
     assert counts.get("sent") == 1, counts
     if mail_app.config["MAIL_BACKEND"] == "console":
         assert "mail (console backend" in caplog.text  # the log was captured

@@ -9,16 +9,17 @@ import time
 import urllib.request
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
 from core.db import db
 from leads.models import INTERESTS, Lead
-from leads.services import capture_lead
 from mailer.base import AuthError, Message, PermanentError, TemporaryError, UncertainError, get_sender
 from mailer.links import provider_campaign_id
 from mailer.models import Delivery
 from mailer.senders import SendGridSender
 from nurture.dispatch import tick
+from tests.support.factories import make_lead
 
 HEALTH_MESSAGE = "My left ankle still swells after the 2019 fracture"
 INTEREST = "ankle"
@@ -26,21 +27,9 @@ INTEREST = "ankle"
 
 def signup(email: str = "maria@example.com", first_name: str = "Maria") -> Lead:
     """A consenting signup on the stem cell landing page, with health details the email must never carry."""
-    with db.write_transaction() as session:
-        result = capture_lead(
-            session,
-            {
-                "email": email,
-                "first_name": first_name,
-                "last_name": "Lopez",
-                "interest": INTEREST,
-                "message": HEALTH_MESSAGE,
-                "email_consent": True,
-                "privacy_ack": True,
-            },
-            {"landing_slug": "stem-cell-therapy", "utm_source": "google"},
-        )
-        lead_id = result.lead.id
+    app = current_app._get_current_object()
+    answers = {"first_name": first_name, "last_name": "Lopez", "interest": INTEREST, "message": HEALTH_MESSAGE}
+    lead_id = make_lead(app, email, utm_source="google", **answers)
     return db.session.get(Lead, lead_id)
 
 

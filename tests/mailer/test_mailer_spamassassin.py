@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from core.db import db
 from leads.models import Lead
-from leads.services import capture_lead
 from mailer.base import get_sender
 from mailer.models import Delivery
 from nurture.composers import compose_step
 from studio.registry import registry
+from tests.support.factories import make_lead
 
 SPAMASSASSIN = shutil.which("spamassassin")
 
@@ -27,19 +27,8 @@ SPAMASSASSIN = shutil.which("spamassassin")
 )
 @pytest.mark.parametrize("step_index", [0, -1])
 def test_nurture_email_scores_under_one(app, tmp_path, clock, step_index):
+    make_lead(app, "jordan.lee@gmail.com", first_name="Jordan", message=None)
     with app.app_context():
-        with db.write_transaction() as session:
-            capture_lead(
-                session,
-                {
-                    "email": "jordan.lee@gmail.com",
-                    "first_name": "Jordan",
-                    "interest": "knee",
-                    "email_consent": True,
-                    "privacy_ack": True,
-                },
-                {"landing_slug": "stem-cell-therapy"},
-            )
         campaign = registry().get("stem-cell-therapy")
         step = campaign.steps[step_index]
         lead = db.session.scalars(select(Lead)).one()

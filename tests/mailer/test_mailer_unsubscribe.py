@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import re
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from core.db import db
 from leads.models import Consent, Lead
-from leads.services import capture_lead
 from mailer.models import Delivery, Suppression
 from mailer.suppression import is_suppressed
 from mailer.tokens import make_token, read_token
 from nurture.dispatch import tick
 from nurture.models import Enrollment
+from tests.support.factories import make_lead
 
 
 def signup(email: str = "sam@example.com") -> int:
-    with db.write_transaction() as session:
-        result = capture_lead(
-            session,
-            {"email": email, "first_name": "Sam", "interest": "hip", "email_consent": True, "privacy_ack": True},
-            {"landing_slug": "stem-cell-therapy"},
-        )
-        return result.lead.id
+    """A consenting signup, from inside the test's app context."""
+    return make_lead(current_app._get_current_object(), email, first_name="Sam", interest="hip")
 
 
 def test_get_shows_one_button_and_changes_nothing(app, client):

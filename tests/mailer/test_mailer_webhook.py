@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import current_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event as event_module
@@ -13,24 +14,19 @@ from sqlalchemy import func, insert, select
 
 from core.db import db
 from leads.models import Lead
-from leads.services import capture_lead
 from mailer.models import Delivery, ProviderEvent, Suppression
 from mailer.suppression import is_suppressed
 from nurture.dispatch import tick
 from nurture.models import Enrollment
 from tests.support.database import fresh_app
+from tests.support.factories import make_lead
 
 URL = "/webhooks/sendgrid"
 
 
 def sent_delivery(email: str = "kim@example.com") -> Delivery:
     """A signup whose welcome went out through the fake SendGrid."""
-    with db.write_transaction() as session:
-        capture_lead(
-            session,
-            {"email": email, "first_name": "Kim", "interest": "knee", "email_consent": True, "privacy_ack": True},
-            {"landing_slug": "stem-cell-therapy"},
-        )
+    make_lead(current_app._get_current_object(), email, first_name="Kim", message=None)
     tick()
     return db.session.scalars(select(Delivery).join(Lead).where(Lead.email == email)).one()
 
@@ -416,7 +412,7 @@ def test_a_batch_of_ten_thousand_events_is_stored_in_bulk_and_each_applied_once(
 def test_sendgrids_batches_refused_as_stale_show_on_healthz_and_the_dashboard(vector_app, clock):
     """SendGrid's own signed batch from 2020 against a clock in 2026: refused, and said so where operators look."""
     from admin.users import create_user
-    from tests.admin.conftest import login
+    from tests.support.staff import login
 
     client = vector_app.test_client(use_cookies=False)
     with vector_app.app_context():

@@ -14,9 +14,11 @@ from core.db import db
 from mailer.models import Delivery
 from studio.files import load_campaigns
 from studio.registry import CampaignRegistry
-from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
+from tests.fakes.senders import RecordingSender, run_tick, use_sender
+from tests.support import factories
 from tests.support.content import CAMPAIGNS
 from tests.support.database import fresh_app
+from tests.support.factories import deliveries, enrollment_of
 
 STAFF = SimpleNamespace(email="mia@nexgenesis.example")
 # Valid Markdown that passes `flask campaigns validate` but builds an email over the 100 KB limit.
@@ -52,7 +54,7 @@ def test_a_content_error_fails_with_the_file_step_and_problem_and_the_sequence_w
 ):
     app = broken_app
     sender = use_sender(app, RecordingSender())
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     counts = run_tick(app)
     assert counts["failed"] == 1
     assert sender.messages == []

@@ -12,9 +12,11 @@ from sqlalchemy import select
 from core.db import db
 from leads.models import Consent
 from nurture.tokens import make_confirm_token
-from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
+from tests.fakes.senders import RecordingSender, run_tick, use_sender
+from tests.support import factories
 from tests.support.content import CAMPAIGNS
 from tests.support.database import fresh_app
+from tests.support.factories import deliveries, enrollment_of
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def confirm_link(message) -> str:
 
 def test_confirmation_leaves_at_once_and_nothing_else_before_the_click(doi_app, clock):
     sender = use_sender(doi_app, RecordingSender())
-    lead_id = signup(doi_app)
+    lead_id = factories.make_lead(doi_app)
     run_tick(doi_app)
     assert [m.subject for m in sender.messages] == ["Please confirm your email address"]
     assert "List-Unsubscribe" not in sender.messages[0].headers
@@ -47,7 +49,7 @@ def test_confirmation_leaves_at_once_and_nothing_else_before_the_click(doi_app, 
 
 def test_one_click_confirms_records_consent_and_starts_the_sequence(doi_app, clock):
     sender = use_sender(doi_app, RecordingSender())
-    lead_id = signup(doi_app)
+    lead_id = factories.make_lead(doi_app)
     run_tick(doi_app)
     client = doi_app.test_client()
     response = client.get(confirm_link(sender.messages[0]))
@@ -75,7 +77,7 @@ def test_one_click_confirms_records_consent_and_starts_the_sequence(doi_app, clo
 
 def test_unconfirmed_lead_gets_exactly_one_reminder(doi_app, clock):
     sender = use_sender(doi_app, RecordingSender())
-    signup(doi_app)
+    factories.make_lead(doi_app)
     for _ in range(10):
         run_tick(doi_app)
         clock.advance(days=1)
@@ -86,7 +88,7 @@ def test_unconfirmed_lead_gets_exactly_one_reminder(doi_app, clock):
 @pytest.mark.parametrize("token", ["nonsense", "a" * 400])
 def test_bad_token_is_a_400_page_and_changes_nothing(doi_app, token):
     use_sender(doi_app, RecordingSender())
-    lead_id = signup(doi_app)
+    lead_id = factories.make_lead(doi_app)
     response = doi_app.test_client().get(f"/confirm/{token}")
     assert response.status_code == 400
     assert b"not valid" in response.data
@@ -95,7 +97,7 @@ def test_bad_token_is_a_400_page_and_changes_nothing(doi_app, token):
 
 def test_expired_token_is_refused(doi_app, clock):
     sender = use_sender(doi_app, RecordingSender())
-    lead_id = signup(doi_app)
+    lead_id = factories.make_lead(doi_app)
     run_tick(doi_app)
     link = confirm_link(sender.messages[0])
     clock.advance(days=15)
@@ -108,7 +110,7 @@ def test_confirm_token_is_signed_for_confirming_only(doi_app):
     from mailer.tokens import make_token
 
     use_sender(doi_app, RecordingSender())
-    lead_id = signup(doi_app)
+    lead_id = factories.make_lead(doi_app)
     with doi_app.app_context():
         enrollment_id = enrollment_of(doi_app, lead_id).id
         unsubscribe_token = make_token(enrollment_id)

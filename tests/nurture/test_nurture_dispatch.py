@@ -17,15 +17,9 @@ from mailer.ledger import resume_provider
 from mailer.models import Delivery, Suppression, email_hash
 from nurture.dispatch import tick
 from nurture.models import CampaignState, WorkerHeartbeat
-from tests.nurture.nurture_helpers import (
-    FlakySender,
-    RecordingSender,
-    deliveries,
-    enrollment_of,
-    run_tick,
-    signup,
-    use_sender,
-)
+from tests.fakes.senders import FlakySender, RecordingSender, run_tick, use_sender
+from tests.support import factories
+from tests.support.factories import deliveries, enrollment_of
 
 
 @pytest.fixture
@@ -34,7 +28,7 @@ def sender(app):
 
 
 def test_signup_gets_the_welcome_once(app, sender):
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     run_tick(app)
     assert sender.steps() == {("ana@example.org", "welcome"): 1}
@@ -53,24 +47,24 @@ def test_signup_gets_the_welcome_once(app, sender):
 
 
 def test_no_consent_no_email(app, sender):
-    lead_id = signup(app, consent=False)
+    lead_id = factories.make_lead(app, consent=False)
     run_tick(app)
     assert sender.messages == []
     assert enrollment_of(app, lead_id) is None
 
 
 def test_repeat_signup_neither_restarts_nor_duplicates(app, sender, clock):
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     clock.advance(hours=1)
-    signup(app)
+    factories.make_lead(app)
     run_tick(app)
     assert sender.steps() == {("ana@example.org", "welcome"): 1}
     assert enrollment_of(app, lead_id).next_step == 1
 
 
 def test_step_two_two_days_later_once(app, sender, clock):
-    signup(app)
+    factories.make_lead(app)
     run_tick(app)
     clock.advance(days=1, hours=23)
     run_tick(app)
@@ -83,7 +77,7 @@ def test_step_two_two_days_later_once(app, sender, clock):
 
 
 def test_booked_lead_gets_nothing_more(app, sender, clock):
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     with app.app_context(), db.write_transaction() as session:
         change_status(session, session.get(Lead, lead_id), "booked", source="admin")
@@ -96,7 +90,7 @@ def test_booked_lead_gets_nothing_more(app, sender, clock):
 
 
 def test_status_changed_without_the_signal_is_still_caught_before_sending(app, sender, clock):
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     with app.app_context(), db.write_transaction() as session:
         session.get(Lead, lead_id).status = "patient"
@@ -110,7 +104,7 @@ def test_status_changed_without_the_signal_is_still_caught_before_sending(app, s
 def test_unsubscribed_lead_gets_nothing_more(app, sender, clock):
     from mailer.suppression import suppress
 
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     with app.app_context(), db.write_transaction() as session:
         suppress(session, "ana@example.org", "unsubscribe", "one_click", lead=session.get(Lead, lead_id))
@@ -122,7 +116,7 @@ def test_unsubscribed_lead_gets_nothing_more(app, sender, clock):
 
 
 def test_suppressed_address_is_checked_before_every_send(app, sender, clock):
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     run_tick(app)
     with app.app_context(), db.write_transaction() as session:
         h = email_hash("ana@example.org")
@@ -134,8 +128,8 @@ def test_suppressed_address_is_checked_before_every_send(app, sender, clock):
 
 
 def test_interest_condition_records_a_skip_with_its_reason(app, sender, clock):
-    signup(app, "kim@example.org", interest="knee")
-    signup(app, "lee@example.org", interest="hip")
+    factories.make_lead(app, "kim@example.org", interest="knee")
+    factories.make_lead(app, "lee@example.org", interest="hip")
     for _ in range(16):
         run_tick(app)
         clock.advance(days=1)
@@ -154,7 +148,7 @@ def test_interest_condition_records_a_skip_with_its_reason(app, sender, clock):
 
 
 def test_paused_campaign_waits_then_resumes(app, sender):
-    signup(app)
+    factories.make_lead(app)
     with app.app_context(), db.write_transaction() as session:
         session.add(CampaignState(slug="stem-cell-therapy", paused=True))
     run_tick(app)
@@ -167,7 +161,7 @@ def test_paused_campaign_waits_then_resumes(app, sender):
 
 def test_temporary_error_retries_later_and_sends_once(app, clock):
     sender = use_sender(app, FlakySender(TemporaryError("SendGrid error 503: busy", retry_after=60)))
-    signup(app)
+    factories.make_lead(app)
     run_tick(app)
     [delivery] = deliveries(app)
     assert (delivery.state, delivery.attempts) == ("retrying", 1)
@@ -184,7 +178,7 @@ def test_temporary_error_retries_later_and_sends_once(app, clock):
 def test_gives_up_after_max_attempts_with_the_reason(app, clock):
     app.config["NURTURE_MAX_ATTEMPTS"] = 2
     use_sender(app, FlakySender(*[TemporaryError("SendGrid error 500: oops")] * 5))
-    signup(app)
+    factories.make_lead(app)
     for _ in range(4):
         run_tick(app)
         clock.advance(hours=3)
@@ -198,8 +192,8 @@ def test_rate_limit_stops_the_tick(app, clock):
     sender = use_sender(
         app, FlakySender(TemporaryError("SendGrid rate limit (429): slow down", retry_after=30, rate_limited=True))
     )
-    signup(app, "one@example.org")
-    signup(app, "two@example.org")
+    factories.make_lead(app, "one@example.org")
+    factories.make_lead(app, "two@example.org")
     run_tick(app)
     assert sender.calls == 1
     clock.advance(seconds=31)
@@ -209,7 +203,7 @@ def test_rate_limit_stops_the_tick(app, clock):
 
 def test_permanent_error_fails_with_the_providers_message(app):
     use_sender(app, FlakySender(PermanentError("SendGrid refused the message (400): invalid email")))
-    signup(app)
+    factories.make_lead(app)
     run_tick(app)
     run_tick(app)
     [delivery] = deliveries(app)
@@ -219,7 +213,7 @@ def test_permanent_error_fails_with_the_providers_message(app):
 
 def test_auth_error_pauses_all_sending_until_resumed(app, client, clock):
     sender = use_sender(app, FlakySender(AuthError("SendGrid refused the API key (401): bad key")))
-    signup(app, "one@example.org")
+    factories.make_lead(app, "one@example.org")
     run_tick(app)
     [delivery] = deliveries(app)
     assert (delivery.state, delivery.attempts) == ("retrying", 0)
@@ -227,7 +221,7 @@ def test_auth_error_pauses_all_sending_until_resumed(app, client, clock):
     assert health.status_code == 503
     assert health.json["provider"]["paused"] is True
     assert "401" in health.json["provider"]["reason"]
-    signup(app, "two@example.org")
+    factories.make_lead(app, "two@example.org")
     clock.advance(minutes=5)
     assert run_tick(app).get("provider_paused") == 1
     assert sender.calls == 1
@@ -248,7 +242,7 @@ class CrashingSender:
 
 
 def test_crash_after_claim_leaves_unknown_and_never_resends(app, clock):
-    lead_id = signup(app)
+    lead_id = factories.make_lead(app)
     use_sender(app, CrashingSender())
     with pytest.raises(Crash):
         run_tick(app)
@@ -273,7 +267,7 @@ def test_two_ticks_in_parallel_threads_send_each_step_once(app, clock):
     sender = use_sender(app, RecordingSender())
     app.config["NURTURE_BATCH_SIZE"] = 3
     for n in range(12):
-        signup(app, f"lead{n}@example.org")
+        factories.make_lead(app, f"lead{n}@example.org")
 
     def both() -> None:
         barrier = threading.Barrier(2)
@@ -330,7 +324,7 @@ def test_tick_tasks_run_isolated(app):
 
 def test_cli_tick_prints_counts(app, runner):
     use_sender(app, RecordingSender())
-    signup(app)
+    factories.make_lead(app)
     result = runner.invoke(args=["nurture", "tick"])
     assert result.exit_code == 0, result.output
     assert "sent=1" in result.output

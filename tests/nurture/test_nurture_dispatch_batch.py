@@ -8,7 +8,9 @@ from sqlalchemy import insert
 from core.clock import now
 from core.db import db
 from mailer.models import Suppression, email_hash
-from tests.nurture.nurture_helpers import RecordingSender, deliveries, enrollment_of, run_tick, signup, use_sender
+from tests.fakes.senders import RecordingSender, run_tick, use_sender
+from tests.support import factories
+from tests.support.factories import deliveries, enrollment_of
 
 EMAILS = ("ana@example.org", "ben@example.org", "cai@example.org")
 
@@ -40,7 +42,7 @@ class BouncingOthers(RecordingSender):
 
 
 def test_suppression_arriving_mid_batch_stops_the_rest_of_the_batch(app):
-    leads = {email: signup(app, email) for email in EMAILS}
+    leads = {email: factories.make_lead(app, email) for email in EMAILS}
     sender = use_sender(app, BouncingOthers())
     run_tick(app)
     [sent] = sender.messages
@@ -55,7 +57,7 @@ def test_suppression_arriving_mid_batch_stops_the_rest_of_the_batch(app):
 
 def test_worker_dying_mid_batch_leaves_only_the_email_in_flight_unknown(app, clock):
     for email in EMAILS:
-        signup(app, email)
+        factories.make_lead(app, email)
     crashing = use_sender(app, Crashing())
     with pytest.raises(Crash):
         run_tick(app, "dies")

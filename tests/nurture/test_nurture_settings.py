@@ -12,7 +12,9 @@ import nurture.scheduler
 from core.db import db
 from mailer.ledger import resume_provider
 from mailer.models import Delivery
-from tests.nurture.nurture_helpers import RecordingSender, deliveries, run_tick, signup, use_sender
+from tests.fakes.senders import RecordingSender, run_tick, use_sender
+from tests.support import factories
+from tests.support.factories import deliveries
 
 POSTAL = "NexGenEsis Healthcare, 100 Example Ave, Denver, CO 80202, USA"
 
@@ -28,7 +30,7 @@ def never_run(monkeypatch):
 @pytest.mark.parametrize("command", ["run", "tick"])
 def test_worker_start_is_refused_with_one_line_naming_the_missing_postal_address(app, runner, never_run, command):
     sender = use_sender(app, RecordingSender())
-    signup(app)
+    factories.make_lead(app)
     app.config["CLINIC_POSTAL_ADDRESS"] = "  "
     result = runner.invoke(args=["nurture", command])
     assert result.exit_code == 1
@@ -70,7 +72,7 @@ def test_a_setting_missing_at_send_time_pauses_sending_and_after_fix_and_resume_
     sender = use_sender(app, RecordingSender())
     leads = ["one@example.org", "two@example.org", "three@example.org"]
     for email in leads:
-        signup(app, email)
+        factories.make_lead(app, email)
     app.config["CLINIC_POSTAL_ADDRESS"] = ""  # a worker started without the check (or the setting vanished)
     counts = run_tick(app)
     assert counts.get("provider_paused") == 1
@@ -102,7 +104,7 @@ def test_a_setting_that_fails_while_composing_pauses_and_leaves_the_recorded_ste
 
     sender = use_sender(app, RecordingSender())
     for n in range(3):
-        signup(app, f"lead{n}@example.org")
+        factories.make_lead(app, f"lead{n}@example.org")
     monkeypatch.setattr(nurture.dispatch, "setting_problems", lambda config: [])
     app.config["CLINIC_POSTAL_ADDRESS"] = ""
     counts = run_tick(app)

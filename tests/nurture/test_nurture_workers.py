@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from core.db import db
 from mailer.models import Delivery
 from nurture.models import Enrollment
-from tests.nurture.nurture_helpers import signup
+from tests.support import factories
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))
@@ -56,7 +56,7 @@ def test_worker_processes_on_postgresql_send_each_step_once(app, backend, databa
         pytest.skip("PostgreSQL only (SKIP LOCKED between processes): runs as [postgresql] with TEST_DATABASE_URL")
     leads = 30
     for n in range(leads):
-        signup(app, f"lead{n}@example.org")
+        factories.make_lead(app, f"lead{n}@example.org")
     outbox = tmp_path / "outbox"
     env = {
         **os.environ,

@@ -7,8 +7,9 @@ import uuid
 
 from werkzeug.routing import IntegerConverter, Rule
 
-from tests.security.session_helpers import login, make_user
-from tests.security.webform import SLUG, signup_data, signup_form
+from tests.support.factories import make_user
+from tests.support.forms import SLUG, signup_data, signup_form
+from tests.support.staff import login
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from core.db import db
 from leads.models import Lead, Submission
-from tests.security.webform import SLUG, VALID_ANSWERS, signup_data, signup_form
+from tests.support.forms import SLUG, VALID, signup_data, signup_form
 
 SQL_PAYLOADS = ["' OR 1=1 --", "x'); DROP TABLE leads; --", "; DROP TABLE leads;", '" OR ""="', "1; SELECT pg_sleep(5)"]
 CRLF = "Eve\r\nBcc: victim@evil.example\r\nX-Injected: yes"
@@ -73,7 +73,7 @@ def test_sql_metacharacters_in_free_text_fields_are_stored_as_typed(app, client,
 def test_sql_and_crlf_in_shaped_fields_are_refused(app, client, payload):
     with app.app_context():
         for field in SHAPED:
-            value = VALID_ANSWERS["email"] + payload if field == "email" else payload
+            value = VALID["email"] + payload if field == "email" else payload
             response = _post(client, field, value, "shaped@example.com")
             assert response.status_code == 400, f"{field}={value!r} answered {response.status_code}"
         db.session.rollback()

@@ -6,9 +6,11 @@ import pytest
 
 from app import create_app
 from config import Config
-from tests.security.session_helpers import EMAIL, PASSWORD, login, make_user
-from tests.security.webform import post_form
 from tests.support.database import fresh_app
+from tests.support.factories import PASSWORD, make_user
+from tests.support.factories import STAFF_EMAIL as EMAIL
+from tests.support.forms import post_form
+from tests.support.staff import login
 
 HTTPS_SITE = "https://clinic.example"
 

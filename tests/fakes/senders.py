@@ -1,4 +1,4 @@
-"""Helpers for the nurture tests: a recording sender, signups through the real lead service, ticks."""
+"""Senders for tests: one that records every message, one that fails first; swapped in through app.extensions."""
 
 from __future__ import annotations
 
@@ -6,21 +6,15 @@ import threading
 from collections import Counter
 
 from flask import Flask
-from sqlalchemy import select
 
-from core.db import db
-from leads.services import capture_lead
 from mailer.base import Message
-from mailer.models import Delivery
+from mailer.links import provider_campaign_id
 from nurture.dispatch import tick
-from nurture.models import Enrollment
+from studio.registry import registry
 
 
 def step_of(message: Message) -> str | None:
     """The campaign step id of a message, read back from the opaque ids the provider sees (in an app context)."""
-    from mailer.links import provider_campaign_id
-    from studio.registry import registry
-
     campaign_id, position = message.custom_args.get("campaign"), message.custom_args.get("step")
     for campaign in registry().all():
         if provider_campaign_id(campaign.slug) == campaign_id and position and position.isdecimal():
@@ -69,49 +63,7 @@ def use_sender(app: Flask, sender: object) -> object:
     return sender
 
 
-def signup(
-    app: Flask,
-    email: str = "ana@example.org",
-    *,
-    interest: str | None = "knee",
-    consent: bool = True,
-    timezone: str | None = None,
-    slug: str = "stem-cell-therapy",
-) -> int:
-    """A signup through leads.services.capture_lead, as the form does; returns the lead id."""
-    with app.app_context(), db.write_transaction() as session:
-        result = capture_lead(
-            session,
-            {
-                "email": email,
-                "first_name": "Ana",
-                "interest": interest,
-                "message": "My left knee hurts when I climb stairs",
-                "email_consent": consent,
-                "timezone": timezone,
-            },
-            {"landing_slug": slug},
-        )
-        return result.lead.id
-
-
 def run_tick(app: Flask, worker_id: str | None = None) -> dict[str, int]:
-    """One tick in a fresh app context."""
+    """One tick of the nurture worker in a fresh app context; returns its counts."""
     with app.app_context():
         return tick(worker_id)
-
-
-def deliveries(app: Flask) -> list[Delivery]:
-    """Every delivery, oldest first."""
-    with app.app_context():
-        rows = list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
-        db.session.commit()
-        return rows
-
-
-def enrollment_of(app: Flask, lead_id: int) -> Enrollment | None:
-    """The lead's (only) enrollment."""
-    with app.app_context():
-        row = db.session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id)).first()
-        db.session.commit()
-        return row

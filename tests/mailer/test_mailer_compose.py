@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from core.db import db
-from core.markdown import blog_links
 from leads.models import Lead
 from mailer.base import ComposeError, SettingError, get_sender
 from mailer.compose import build_message
@@ -121,11 +120,6 @@ def test_custom_args_accept_ids_only(app):
 def test_an_oversized_email_is_refused(app):
     with app.app_context(), pytest.raises(ComposeError, match="100 KB"):
         build(make_lead(), markdown="word " * 30_000)
-
-
-def test_blog_links_lists_each_slug_once():
-    markdown = "[a](blog:one) and [b](blog:two), again [c](blog:one)\n\n[ref]: blog:three\n"
-    assert blog_links(markdown) == ["one", "two", "three"]
 
 
 def test_plain_text_keeps_structure():

@@ -81,4 +81,4 @@ migrations-reset: dev-install
 	cd migrations/versions && mv *_initial_schema.py 0001_initial_schema.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache

@@ -18,8 +18,11 @@ from admin.services import SEQUENCE_RULE, gdpr_json, mark_contacted, timeline
 from core.clock import now
 from core.db import db
 from leads import export
-from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Lead, Submission
+from leads.consent import EMAIL_MARKETING
+from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Consent, Lead, Submission
+from mailer.models import Suppression, email_hash
 from nurture.models import Delivery, Enrollment
+from nurture.progress import current_progress, progress
 
 DETAIL_LABELS = {
     "first_name": "First name",
@@ -55,6 +58,7 @@ def leads() -> str | tuple[str, int]:
         interests=INTERESTS,
         sorts=SORTS,
         choices=filter_choices(db.session),
+        positions=current_progress(db.session, [lead.id for lead in page.leads]),
         moment=now(),
     )
     # The page still lists leads (without the bad values), but the request itself was wrong.
@@ -106,6 +110,9 @@ def lead_detail(lead_id: int) -> str:
         failed.setdefault(delivery.enrollment_id or 0, []).append(delivery)
     contacted_by = db.session.get(User, lead.contacted_by_id) if lead.contacted_by_id else None
     status_form = StatusForm(status=lead.status)
+    suppression, consent = _email_standing(lead)
+    # What the lead typed is a health detail: shown here, behind the login, and nowhere else.
+    messages = [sub for sub in reversed(lead.submissions) if sub.message]
     return render_template(
         "admin/lead.html",
         lead=lead,
@@ -122,8 +129,26 @@ def lead_detail(lead_id: int) -> str:
         contact_methods=CONTACT_METHODS,
         detail_labels=DETAIL_LABELS,
         pending=pending_details(db.session, lead),
+        progress_of={e.id: progress(e) for e in enrollments},
+        messages=messages,
+        suppression=suppression,
+        email_status=export.email_status(lead, suppression, consent),
         moment=now(),
     )
+
+
+def _email_standing(lead: Lead) -> tuple[Suppression | None, Consent | None]:
+    """The lead's suppression (if any) and latest email-marketing consent row."""
+    suppression = None
+    if lead.email:
+        suppression = db.session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(lead.email)))
+    consent = db.session.scalar(
+        select(Consent)
+        .where(Consent.lead_id == lead.id, Consent.purpose == EMAIL_MARKETING)
+        .order_by(Consent.id.desc())
+        .limit(1)
+    )
+    return suppression, consent
 
 
 @bp.post("/leads/<int:lead_id>/submissions/<int:submission_id>/accept")

@@ -257,8 +257,20 @@ def mark_sent(session: Session, delivery_id: int, user: User) -> bool:
     return bool(changed)
 
 
-def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: User) -> Delivery:
-    """Record a test delivery of a step to the user's own address; the nurture worker sends it."""
+def test_send_addresses(user: User) -> list[str]:
+    """Where a test send may go: the signed-in user's address, then the staff addresses in TEST_SEND_EMAILS."""
+    listed = [str(address).lower() for address in current_app.config.get("TEST_SEND_EMAILS") or ()]
+    return list(dict.fromkeys([user.email.lower(), *listed]))
+
+
+def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: User, to: str | None = None) -> Delivery:
+    """Record a test delivery of a step to a staff address (the user's own by default); the worker sends it.
+
+    Only the addresses of test_send_addresses() are accepted: a test never goes to a lead.
+    """
+    recipient = (to or user.email).strip().lower()
+    if recipient not in test_send_addresses(user):
+        raise ValueError(f"{recipient} is not a staff address for test sends (TEST_SEND_EMAILS)")
     moment = now()
     delivery = Delivery(
         dedupe_key=f"test:{uuid.uuid4()}",
@@ -266,7 +278,7 @@ def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: Us
         lead_id=None,
         campaign_slug=campaign_slug,
         step_id=step_id,
-        recipient=user.email,
+        recipient=recipient,
         state="pending",
         due_at=moment,
         created_at=moment,

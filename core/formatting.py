@@ -130,11 +130,12 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register the formatters as Jinja filters: local_time, local_text, phone, phone_link, plural."""
+    """Register the formatters as Jinja filters: local_time, local_text, phone, phone_uri, phone_link, plural."""
     app.jinja_env.filters.update(
         local_time=local_time,
         local_text=local_text,
         phone=phone_text,
+        phone_uri=phone_uri,
         phone_link=phone_link,
         plural=plural,
     )

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select
 from sqlalchemy.orm import Session
 
-from core.formatting import local_text
+from core.formatting import local_text, plural
 from leads.models import INTERESTS, STATUSES, Lead, Submission
 from mailer.models import ProviderEvent
 from nurture.models import Delivery, Enrollment, SystemFlag, WorkerHeartbeat
@@ -519,7 +519,7 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
         out.append(
             {
                 "level": "warning",
-                "title": f"{bad['unknown']} deliveries in an unknown state",
+                "title": f"{plural(bad['unknown'], 'delivery', 'deliveries')} in an unknown state",
                 "detail": "A worker stopped mid-send. Check the provider, then mark each as sent or queue it again.",
                 "link": "admin.deliveries",
                 "state": "unknown",
@@ -529,7 +529,7 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
         out.append(
             {
                 "level": "warning",
-                "title": f"{bad['failed']} deliveries failed in this period",
+                "title": f"{plural(bad['failed'], 'delivery', 'deliveries')} failed in this period",
                 "detail": failed_detail(failed_by),
                 "link": "admin.deliveries",
                 "state": "failed",

@@ -137,7 +137,7 @@ def test_dashboard_alerts(staff, app, make_lead, make_delivery, clock):
     _unknown_delivery(make_delivery, make_lead)
     html = staff.get("/admin/").get_data(as_text=True)
     assert "No nurture worker has ever reported" in html
-    assert "1 deliveries in an unknown state" in html
+    assert "1 delivery in an unknown state" in html
     with app.app_context(), db.write_transaction() as s:
         s.add(WorkerHeartbeat(worker_id="w1", hostname="h", pid=1, started_at=clock.now(), beat_at=clock.now()))
         from mailer.health import record_auth_failure

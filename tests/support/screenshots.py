@@ -46,7 +46,7 @@ def main() -> None:
         app.config["CLINIC_PHONE"] = "+13035550100"
         seed = _seed(app)
         with serve(app) as base, chromium() as browser:
-            for width, size in VIEWPORTS.items():
+            for size in VIEWPORTS.values():
                 context = browser.new_context(viewport=size, device_scale_factor=1)
                 page = context.new_page()
                 signed_in = False

@@ -19,7 +19,7 @@ import mailer
 import nurture
 import public
 from config import Config
-from core import clock, extensions
+from core import clock, extensions, formatting
 from core.db import db
 from nurture import definitions
 
@@ -60,6 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
     clock.init_app(app)
     db.init_app(app)
     extensions.init_app(app)
+    formatting.init_app(app)
     definitions.init_app(app)
 
     public.init_app(app)

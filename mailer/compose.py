@@ -26,7 +26,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
 from core import markdown as core_markdown
+from core.formatting import phone_text
 from core.text import strip_bidi
+from mailer import brand
 from mailer.base import Message, PermanentError, SettingError
 from mailer.tokens import unsubscribe_url
 
@@ -327,6 +329,8 @@ def _render(
 ) -> Rendered:
     """Fill the templates, convert the Markdown, lay it out and inline the CSS; `unsubscribe` is called when due."""
     config = current_app.config
+    position = provider_step_id(campaign_slug, step_id) if step_id else None
+    context = brand.with_booking_url(context, campaign_slug, position)
     body_md = render_template_text(markdown, context, where=where)
     body_md = rewrite_blog_links(body_md, campaign_slug, step_id)
     subject_text = " ".join(render_template_text(subject, context, markdown=False, where=where).split())
@@ -338,14 +342,15 @@ def _render(
     layout = {
         "subject": subject_text,
         "preheader": preheader_text,
-        "body": core_markdown.render(body_md),
+        "body": brand.buttons(core_markdown.render(body_md), context.get("booking_url")),
         "body_text": markdown_to_text(body_md),
         "reason": reason,
         "unsubscribe_url": link,
         "clinic_name": config["CLINIC_NAME"],
         "clinic_address": address,
-        "clinic_phone": config.get("CLINIC_PHONE") or "",
+        "clinic_phone": phone_text(config.get("CLINIC_PHONE")),
         "site_url": config["SITE_URL"],
+        **brand.brand(),
     }
     env = current_app.jinja_env
     html = env.get_template("email/layout.html").render(**layout)
@@ -506,6 +511,8 @@ def step_template(campaign: Any, step: Any, context: Mapping[str, Any], reason: 
         config["CLINIC_NAME"],
         config.get("CLINIC_PHONE"),
         config["SITE_URL"],
+        config.get("BRAND_COLOR"),
+        config.get("BRAND_LOGO_URL"),
     )
     key = (campaign.slug, step.id, fixed, reason, settings)
     cache: dict[tuple[Any, ...], tuple[Any, StepTemplate | None]] = current_app.extensions.setdefault(
@@ -564,7 +571,7 @@ def email_context(lead: Any = None, campaign: Any = None) -> dict[str, Any]:
     return {
         "first_name": first_name or "there",
         "clinic_name": config["CLINIC_NAME"],
-        "clinic_phone": config.get("CLINIC_PHONE") or "",
+        "clinic_phone": phone_text(config.get("CLINIC_PHONE")),
         "site_url": config["SITE_URL"],
         "campaign_name": getattr(campaign, "name", "") if campaign is not None else "",
         "booking_url": landing,

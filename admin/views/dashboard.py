@@ -14,6 +14,12 @@ from core.db import db
 from nurture.definitions import registry
 
 PERIODS = (7, 30, 90)
+# Who confirms that an email was delivered, per MAIL_BACKEND (see admin.queries.dashboard).
+DELIVERED_BY = {
+    "sendgrid": "SendGrid's delivered events",
+    "outbox": "the outbox (an email counts once written)",
+    "console": "the console backend (an email counts once logged)",
+}
 
 
 @bp.get("/")
@@ -37,6 +43,7 @@ def dashboard() -> str:
         funnel_chart=funnel_svg(figures.funnel, f"Funnel, last {days} days{scope}"),
         action_form=ActionForm(),
         daily_chart=daily_svg(figures.per_day, f"Signups per day, last {days} days{scope}"),
+        delivered_by=DELIVERED_BY.get(current_app.config["MAIL_BACKEND"], "the provider"),
     )
 
 

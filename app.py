@@ -20,7 +20,7 @@ import nurture
 import public
 import studio
 from config import Config
-from core import clock, extensions
+from core import clock, extensions, formatting
 from core.db import db
 
 # Models of every package must be imported before the metadata is used (migrations, create_all).
@@ -60,6 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
     clock.init_app(app)
     db.init_app(app)
     extensions.init_app(app)
+    formatting.init_app(app)
     studio.init_app(app)
 
     public.init_app(app)

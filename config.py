@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +43,12 @@ class _Env:
         except ValueError:
             raise ConfigError(f"{name}: {value!r} is not a number") from None
 
+    def color(self, name: str, default: str) -> str:
+        value = self.get(name, default)
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ConfigError(f"{name}: {value!r} is not a colour (use six hex digits, like #0b5d57)")
+        return value.lower()
+
     def list(self, name: str) -> list[str]:
         return [item.strip() for item in self.get(name).split(",") if item.strip()]
 
@@ -62,7 +69,10 @@ class Config:
         self.CLINIC_TIMEZONE = e.get("CLINIC_TIMEZONE", "America/Denver")
         self.CAMPAIGNS_DIR = e.get("CAMPAIGNS_DIR", str(BASE_DIR / "campaigns"))
         self.BLOG_DIR = e.get("BLOG_DIR", str(BASE_DIR / "content" / "blog"))
-        self.DEFAULT_PHONE_REGION = e.get("DEFAULT_PHONE_REGION", "US")
+        self.DEFAULT_PHONE_REGION = e.get("DEFAULT_PHONE_REGION", "US").upper()
+        # The brand in emails (site settings move into the admin later): a logo image and one colour.
+        self.BRAND_COLOR = e.color("BRAND_COLOR", "#0b5d57")
+        self.BRAND_LOGO_URL = e.get("BRAND_LOGO_URL", "")
         self.BLOG_PER_PAGE = e.number("BLOG_PER_PAGE", kind=int, default=10)
         # Page views are counted in memory and written in batches, so counting never slows a page.
         self.PAGEVIEW_FLUSH_EVERY = e.number("PAGEVIEW_FLUSH_EVERY", kind=int, default=50)
@@ -101,6 +111,8 @@ class Config:
         # Integrations.
         self.BOOKING_API_TOKEN = e.get("BOOKING_API_TOKEN", "")
         self.INTAKE_EMAILS = e.list("INTAKE_EMAILS")
+        # Staff addresses a campaign's test sends may go to, besides the signed-in user's own (never a lead's).
+        self.TEST_SEND_EMAILS = [address.lower() for address in e.list("TEST_SEND_EMAILS")]
         self.INTAKE_DIGEST = e.get("INTAKE_DIGEST", "off")
         self.INTAKE_DIGEST_TIME = e.get("INTAKE_DIGEST_TIME", "08:00")
         self.WEBHOOK_URLS = e.list("WEBHOOK_URLS")

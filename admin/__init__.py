@@ -7,12 +7,13 @@ import hmac
 from flask import Flask, render_template, request
 from werkzeug.wrappers import Response
 
-from admin import cli, views  # noqa: F401 - importing the views registers their routes
+from admin import cli, export, views  # noqa: F401 - importing the views registers their routes
 from admin.blueprint import PUBLIC_ENDPOINTS, bp, endpoint_for_path, guard_admin_path, has_endpoint
 from admin.composers import compose_test_delivery
 from admin.models import User
 from core.db import db
 from core.extensions import login_manager
+from leads.cli import leads_cli
 from mailer.base import register_composer
 
 
@@ -39,6 +40,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.cli.add_command(cli.users_cli)
     app.cli.add_command(cli.demo_cli)
+    export.register(leads_cli)
     register_composer(app, "test", compose_test_delivery)
 
     @app.before_request

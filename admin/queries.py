@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select
 from sqlalchemy.orm import Session
 
+from core.formatting import local_text, plural
 from leads.models import INTERESTS, STATUSES, Lead, Submission
 from mailer.health import stale_batches, stale_note
 from mailer.ledger import provider_pause
@@ -364,9 +365,10 @@ def dashboard(session: Session, days: int, campaign: str, moment: datetime, tz: 
         )
     )
 
-    delivered_q = select(func.count()).where(
-        Delivery.delivered_at >= start, Delivery.delivered_at <= moment, Delivery.kind == "nurture"
-    )
+    # What the active backend confirms: SendGrid's "delivered" events; the outbox (or console) has delivered an
+    # email once it is written, and no event will ever come for it.
+    confirmed = Delivery.delivered_at if _mail_backend() == "sendgrid" else Delivery.sent_at
+    delivered_q = select(func.count()).where(confirmed >= start, confirmed <= moment, Delivery.kind == "nurture")
     if campaign:
         delivered_q = delivered_q.where(Delivery.campaign_slug == campaign)
     delivered = int(session.scalar(delivered_q) or 0)
@@ -394,6 +396,12 @@ def dashboard(session: Session, days: int, campaign: str, moment: datetime, tz: 
         top_campaigns_booked=_top(top_campaigns, 2),
         alerts=alerts(session, start, moment),
     )
+
+
+def _mail_backend() -> str:
+    from flask import current_app, has_app_context
+
+    return str(current_app.config.get("MAIL_BACKEND", "outbox")) if has_app_context() else "sendgrid"
 
 
 def _utm_campaigns(session: Session, start: datetime, end: datetime, campaign: str) -> list[tuple[str, int, int]]:
@@ -499,7 +507,7 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
         out.append(
             {
                 "level": "warning",
-                "title": f"{bad['unknown']} deliveries in an unknown state",
+                "title": f"{plural(bad['unknown'], 'delivery', 'deliveries')} in an unknown state",
                 "detail": "A worker stopped mid-send. Check the provider, then mark each as sent or queue it again.",
                 "link": "admin.deliveries",
                 "state": "unknown",
@@ -509,7 +517,7 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
         out.append(
             {
                 "level": "warning",
-                "title": f"{bad['failed']} deliveries failed in this period",
+                "title": f"{plural(bad['failed'], 'delivery', 'deliveries')} failed in this period",
                 "detail": failed_detail(failed_by),
                 "link": "admin.deliveries",
                 "state": "failed",
@@ -531,7 +539,7 @@ def alerts(session: Session, start: datetime, moment: datetime) -> list[dict[str
             {
                 "level": "error",
                 "title": "The nurture worker has stopped",
-                "detail": f"Last heartbeat {last_beat:%Y-%m-%d %H:%M} UTC. Emails are not leaving until it runs again.",
+                "detail": f"Last heartbeat {local_text(last_beat)}. Emails are not leaving until it runs again.",
             }
         )
     return out

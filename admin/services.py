@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from admin.models import User
 from admin.users import create_user
 from core.clock import now
+from leads.consent import SUPPRESSION_LIFTED
 from leads.models import Consent, Lead, Note, StatusChange, Submission
 from leads.services import change_status
 from mailer.models import Delivery, DeliveryAction, ProviderEvent, Suppression, email_hash
@@ -39,6 +40,7 @@ class TimelineEntry:
     kind: str
     title: str
     details: list[str]
+    delivery_id: int | None = None  # an email that left: its copy can be opened
 
 
 def _utm(sub: Submission) -> str:
@@ -72,6 +74,10 @@ def timeline(session: Session, lead: Lead) -> list[TimelineEntry]:
                 TimelineEntry(sub.details_accepted_at, "details", "Details of a repeat request accepted", [f"By {who}"])
             )
     for c in session.scalars(select(Consent).where(Consent.lead_id == lead.id)):
+        if c.purpose == SUPPRESSION_LIFTED:
+            title = f"Suppression lifted by {c.actor or 'staff'} (it was: {c.version})"
+            entries.append(TimelineEntry(c.created_at, "consent", title, [f"Reason: {c.detail or '-'}"]))
+            continue
         verb = "granted" if c.granted else "withdrawn"
         entries.append(
             TimelineEntry(
@@ -112,7 +118,9 @@ def timeline(session: Session, lead: Lead) -> list[TimelineEntry]:
             details.append(error_text(d))
         if d.provider_message_id:
             details.append(f"Message id {d.provider_message_id}")
-        entries.append(TimelineEntry(d.sent_at or d.created_at, "delivery", f"Email {d.kind}: {label}", details))
+        copy = d.id if d.sent_at is not None else None
+        title = f"Email {d.kind}: {label}"
+        entries.append(TimelineEntry(d.sent_at or d.created_at, "delivery", title, details, delivery_id=copy))
         for ev in events.get(d.id, []):
             extra = [x for x in (ev.reason, ev.url) if x]
             entries.append(TimelineEntry(ev.occurred_at, "event", f"Provider: {ev.event} ({label})", extra))
@@ -250,8 +258,20 @@ def mark_sent(session: Session, delivery_id: int, user: User) -> bool:
     return bool(changed)
 
 
-def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: User) -> Delivery:
-    """Record a test delivery of a step to the user's own address; the nurture worker sends it."""
+def test_send_addresses(user: User) -> list[str]:
+    """Where a test send may go: the signed-in user's address, then the staff addresses in TEST_SEND_EMAILS."""
+    listed = [str(address).lower() for address in current_app.config.get("TEST_SEND_EMAILS") or ()]
+    return list(dict.fromkeys([user.email.lower(), *listed]))
+
+
+def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: User, to: str | None = None) -> Delivery:
+    """Record a test delivery of a step to a staff address (the user's own by default); the worker sends it.
+
+    Only the addresses of test_send_addresses() are accepted: a test never goes to a lead.
+    """
+    recipient = (to or user.email).strip().lower()
+    if recipient not in test_send_addresses(user):
+        raise ValueError(f"{recipient} is not a staff address for test sends (TEST_SEND_EMAILS)")
     moment = now()
     delivery = Delivery(
         dedupe_key=f"test:{uuid.uuid4()}",
@@ -259,7 +279,7 @@ def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: Us
         lead_id=None,
         campaign_slug=campaign_slug,
         step_id=step_id,
-        recipient=user.email,
+        recipient=recipient,
         state="pending",
         due_at=moment,
         created_at=moment,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from markupsafe import Markup
 
 # A blog post's name: its file name without .md.
@@ -21,10 +22,33 @@ POST_SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 BLOG_LINK_RE = re.compile(r"(?P<lead>\]\(\s*<?|^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?)blog:(?P<slug>[^\s()<>#?]*)", re.M)
 
 
+def _label_table_cells(state: StateCore) -> None:
+    """Give each body cell its column's heading as data-label, so a table can become cards on a phone."""
+    headings: list[str] = []
+    column = 0
+    in_head = False
+    for index, token in enumerate(state.tokens):
+        if token.type == "thead_open":
+            headings, in_head = [], True
+        elif token.type == "thead_close":
+            in_head = False
+        elif token.type == "tr_open":
+            column = 0
+        elif token.type == "th_open" and in_head:
+            inline = state.tokens[index + 1]
+            headings.append("".join(child.content for child in inline.children or [] if child.type == "text"))
+        elif token.type == "td_open":
+            if column < len(headings) and headings[column]:
+                token.attrSet("data-label", headings[column])
+            column += 1
+
+
 @lru_cache(maxsize=1)
 def parser() -> MarkdownIt:
-    """The one Markdown dialect: CommonMark with tables and strikethrough, raw HTML off."""
-    return MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(["table", "strikethrough"])
+    """The one Markdown dialect: CommonMark with tables and strikethrough, raw HTML off; table cells labelled."""
+    md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(["table", "strikethrough"])
+    md.core.ruler.push("label_table_cells", _label_table_cells)
+    return md
 
 
 def render(text: str) -> Markup:

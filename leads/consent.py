@@ -8,6 +8,8 @@ from __future__ import annotations
 
 EMAIL_MARKETING = "email_marketing"
 PRIVACY_NOTICE = "privacy_notice"
+# Staff took an address off the suppression list; the row's version names the reason it was on it.
+SUPPRESSION_LIFTED = "suppression_lifted"
 
 CONSENT_WORDINGS: dict[str, str] = {
     "email-2026-11": (

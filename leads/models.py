@@ -113,6 +113,9 @@ class Consent(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(32))  # form | confirm | unsubscribe | one_click | provider | admin
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    # Set when staff recorded it (a lifted suppression): who, and the reason they gave.
+    actor: Mapped[str | None] = mapped_column(String(320))
+    detail: Mapped[str | None] = mapped_column(String(500))
 
     lead: Mapped[Lead] = relationship(back_populates="consents")
 

@@ -10,8 +10,10 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_wtf.csrf import CSRFError, generate_csrf
 from markupsafe import Markup, escape
 
+from core.clock import now
 from core.db import db
 from core.extensions import limiter
+from core.formatting import next_business_day
 from core.markdown import render as render_markdown
 from core.slots import Markers, Slots
 from leads import services
@@ -135,7 +137,9 @@ def signup(slug: str) -> Response:
     campaign = _campaign_or_404(slug)
     # Only form bodies count; JSON or anything else is treated as an empty form, never parsed.
     form = SignupForm(formdata=request.form)
-    thank_you = url_for("leads.thank_you", slug=slug)
+    # The form posts to "#form-errors" so a page with mistakes opens at them; a redirect without a fragment of
+    # its own would inherit it, so the thank-you page names its top.
+    thank_you = url_for("leads.thank_you", slug=slug, _anchor="top")
     if form.is_bot:
         log.info("signup on %s dropped by the spam checks", slug)
         return redirect(thank_you, code=303)
@@ -154,11 +158,26 @@ def signup(slug: str) -> Response:
     return redirect(thank_you, code=303)
 
 
+READING = 2
+
+
+def _reading(campaign: Campaign) -> list:
+    """Posts worth reading while the visitor waits: about this treatment first, then the newest."""
+    posts = current_app.extensions.get("blog")
+    if posts is None:
+        return []
+    newest = posts.posts
+    about = [post for post in newest if post.treatment == campaign.slug]
+    return (about + [post for post in newest if post not in about])[:READING]
+
+
 @bp.get("/<slug>/thank-you")
 def thank_you(slug: str) -> str:
-    """Tell the visitor what happens next, without repeating anything they typed."""
+    """Tell the visitor what happens next and when, without repeating anything they typed."""
     campaign = _campaign_or_404(slug)
-    return render_template("leads/thank_you.html", campaign=campaign)
+    return render_template(
+        "leads/thank_you.html", campaign=campaign, reply_by=next_business_day(now()), posts=_reading(campaign)
+    )
 
 
 @bp.errorhandler(CSRFError)

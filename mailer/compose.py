@@ -19,8 +19,10 @@ from flask import current_app
 
 from core import frontmatter
 from core import markdown as core_markdown
+from core.formatting import phone_text
+from mailer import brand
 from mailer.base import ComposeError, Message, SettingError
-from mailer.links import clean_custom_args, provider_campaign_id, rewrite_blog_links
+from mailer.links import clean_custom_args, provider_campaign_id, provider_step_id, rewrite_blog_links
 from mailer.plaintext import markdown_to_text
 from mailer.render import render_template_text
 from mailer.tokens import unsubscribe_url
@@ -150,6 +152,8 @@ def render_parts(
 ) -> Rendered:
     """Fill the templates, convert the Markdown, lay it out and inline the CSS; `unsubscribe` is called when due."""
     config = current_app.config
+    position = provider_step_id(campaign_slug, step_id) if step_id else None
+    context = brand.with_booking_url(context, campaign_slug, position)
     body_md = render_template_text(markdown, context, where=where)
     body_md = rewrite_blog_links(body_md, campaign_slug, step_id)
     subject_text = " ".join(render_template_text(subject, context, markdown=False, where=where).split())
@@ -161,14 +165,15 @@ def render_parts(
     layout = {
         "subject": subject_text,
         "preheader": preheader_text,
-        "body": core_markdown.render(body_md),
+        "body": brand.buttons(core_markdown.render(body_md), context.get("booking_url")),
         "body_text": markdown_to_text(body_md),
         "reason": reason,
         "unsubscribe_url": link,
         "clinic_name": config["CLINIC_NAME"],
         "clinic_address": address,
-        "clinic_phone": config.get("CLINIC_PHONE") or "",
+        "clinic_phone": phone_text(config.get("CLINIC_PHONE")),
         "site_url": config["SITE_URL"],
+        **brand.brand(),
     }
     env = current_app.jinja_env
     html = env.get_template("email/layout.html").render(**layout)

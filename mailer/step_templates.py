@@ -134,6 +134,8 @@ def step_template(
         config["CLINIC_NAME"],
         config.get("CLINIC_PHONE"),
         config["SITE_URL"],
+        config.get("BRAND_COLOR"),
+        config.get("BRAND_LOGO_URL"),
     )
     key = (campaign.slug, step.id, fixed, reason, settings)
     cache: dict[tuple[Any, ...], tuple[Any, StepTemplate | None]] = current_app.extensions.setdefault(

@@ -90,3 +90,46 @@ def suppress(
     )
     session.flush()
     return row
+
+
+# The person reported our email as spam: no one may put the address back on the list of people we email.
+NEVER_LIFTED = frozenset({"spamreport"})
+
+
+class LiftRefused(ValueError):
+    """A suppression that cannot be lifted; str() says why, in words for the admin."""
+
+
+def lift(session: Session, suppression: Suppression, reason: str, actor: str) -> Lead | None:
+    """Take an address off the suppression list, recording who and why in the lead's consent ledger.
+
+    It clears the lead's unsubscribed mark but gives no consent and restarts no sequence: a person who wants
+    emails again signs up with the box ticked. Runs in the caller's transaction; returns the lead, if any.
+    """
+    from leads.consent import SUPPRESSION_LIFTED
+
+    why = " ".join((reason or "").split())
+    if suppression.reason in NEVER_LIFTED:
+        raise LiftRefused("an address reported as spam stays suppressed: the person asked never to hear from us")
+    if not why:
+        raise LiftRefused("say why the suppression is lifted (who asked, or what was fixed)")
+    if not suppression.email:
+        raise LiftRefused("the address was erased: only its hash is kept, so it stays blocked")
+    lead = session.scalar(select(Lead).where(Lead.email == normalize(suppression.email)))
+    if lead is not None:
+        lead.unsubscribed_at = None
+        session.add(
+            Consent(
+                lead_id=lead.id,
+                purpose=SUPPRESSION_LIFTED,
+                version=suppression.reason[:32],
+                granted=True,
+                source="admin",
+                actor=actor[:320],
+                detail=why[:500],
+                created_at=now(),
+            )
+        )
+    session.delete(suppression)
+    session.flush()
+    return lead

@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app
 
 from core.db import db
+from core.formatting import phone_text
 from core.text import strip_bidi
 from leads.models import Lead
 from mailer.base import ComposeError, Message, PermanentError
@@ -37,7 +38,7 @@ def email_context(lead: Any = None, campaign: Any = None) -> dict[str, Any]:
     return {
         "first_name": first_name or "there",
         "clinic_name": config["CLINIC_NAME"],
-        "clinic_phone": config.get("CLINIC_PHONE") or "",
+        "clinic_phone": phone_text(config.get("CLINIC_PHONE")),
         "site_url": config["SITE_URL"],
         "campaign_name": getattr(campaign, "name", "") if campaign is not None else "",
         "booking_url": landing,

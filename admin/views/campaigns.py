@@ -13,7 +13,7 @@ from admin.blueprint import PREVIEW_CSP, bp
 from admin.composers import sample_lead
 from admin.forms import ActionForm, PreviewLeadForm
 from admin.queries import STEP_FIGURES, enrollment_counts, step_stats
-from admin.services import queue_test_send
+from admin.services import queue_test_send, test_send_addresses
 from core.clock import now
 from core.db import db
 from leads.models import Lead
@@ -152,6 +152,7 @@ def step_preview(slug: str, step_id: str) -> str:
         applies=step.applies_to(lead.interest) if lead.id else True,
         lead_form=PreviewLeadForm(request.args),
         action_form=ActionForm(),
+        test_addresses=test_send_addresses(current_user),
     )
 
 
@@ -172,12 +173,19 @@ def step_preview_html(slug: str, step_id: str) -> Response:
 
 @bp.post("/campaigns/<slug>/steps/<step_id>/test")
 def step_test_send(slug: str, step_id: str) -> Response:
-    """Queue a test of the step to your own address; the nurture worker sends it within seconds."""
+    """Queue a test of the step to a staff address (yours, or one in TEST_SEND_EMAILS); never to a lead."""
     campaign = _campaign(slug)
     step = _step(campaign, step_id)
     if not ActionForm().validate_on_submit():
         abort(400)
+    user = current_user._get_current_object()
+    to = (request.form.get("to") or user.email).strip().lower()
+    if to not in test_send_addresses(user):
+        flash(f"Not sent: {to[:80]} is not a staff address for test sends (add it to TEST_SEND_EMAILS).", "error")
+        return redirect(url_for("admin.step_preview", slug=slug, step_id=step.id))
     with db.write_transaction() as s:
-        queue_test_send(s, campaign.slug, step.id, current_user._get_current_object())
-    flash(f"Test of “{step.subject}” queued for {current_user.email}; the worker sends it within seconds.", "success")
+        queue_test_send(s, campaign.slug, step.id, user, to)
+    flash(f"Test of “{step.subject}” queued for {to}; the worker sends it within seconds.", "success")
+    if request.form.get("back") == "preview":
+        return redirect(url_for("admin.step_preview", slug=slug, step_id=step.id))
     return redirect(url_for("admin.campaign_detail", slug=slug))

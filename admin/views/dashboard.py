@@ -15,6 +15,12 @@ from mailer.ledger import clear_auth_failure
 from studio.registry import registry
 
 PERIODS = (7, 30, 90)
+# Who confirms that an email was delivered, per MAIL_BACKEND (see admin.queries.dashboard).
+DELIVERED_BY = {
+    "sendgrid": "SendGrid's delivered events",
+    "outbox": "the outbox (an email counts once written)",
+    "console": "the console backend (an email counts once logged)",
+}
 
 
 @bp.get("/")
@@ -38,6 +44,7 @@ def dashboard() -> str:
         funnel_chart=funnel_svg(figures.funnel, f"Funnel, last {days} days{scope}"),
         action_form=ActionForm(),
         daily_chart=daily_svg(figures.per_day, f"Signups per day, last {days} days{scope}"),
+        delivered_by=DELIVERED_BY.get(current_app.config["MAIL_BACKEND"], "the provider"),
     )
 
 

@@ -20,6 +20,7 @@ from admin.forms import ActionForm
 from admin.queries import FIRST_YEAR, LAST_YEAR, local_day_start
 from admin.services import REQUEUE_STATES, error_text, mark_sent, requeue
 from core.db import db
+from leads.models import Lead
 from mailer.models import DELIVERY_STATES, Delivery
 from studio.registry import registry
 
@@ -109,9 +110,13 @@ def deliveries() -> str:
             select(Delivery.state, func.count()).where(*f.clauses(tz, with_state=False)).group_by(Delivery.state)
         ).all()
     )
+    lead_ids = {d.lead_id for d in rows if d.lead_id is not None}
+    names = {lead.id: lead for lead in db.session.scalars(select(Lead).where(Lead.id.in_(lead_ids or [0])))}
     return render_template(
         "admin/deliveries.html",
         rows=rows,
+        leads=names,
+        answer=provider_answer,
         f=f,
         state=f.state,
         states=DELIVERY_STATES,
@@ -123,6 +128,32 @@ def deliveries() -> str:
         campaigns=sorted(c.slug for c in registry().all()),
         error_text=error_text,
     )
+
+
+# What each backend's acceptance means for the reader of the deliveries screen.
+ACCEPTED_BY = {
+    "sendgrid": "Accepted by SendGrid",
+    "outbox": "Written to the outbox",
+    "console": "Logged by the console backend (not sent)",
+}
+
+
+def provider_answer(delivery: Delivery) -> str:
+    """What happened to a delivery, in words: the provider's answer or why it has none yet."""
+    state = delivery.state
+    if delivery.error and state in ("failed", "retrying", "pending"):
+        return error_text(delivery)
+    if state == "skipped":
+        return f"Not sent: {delivery.error or 'its condition did not match'}"
+    if state == "bounced" or delivery.bounced_at is not None:
+        return "Bounced: the mailbox refused it" + (f" ({delivery.error})" if delivery.error else "")
+    if delivery.delivered_at is not None:
+        return "Delivered to the mailbox"
+    if state == "sent":
+        return ACCEPTED_BY.get(current_app.config["MAIL_BACKEND"], "Accepted by the provider")
+    if state == "unknown":
+        return "No answer: it may or may not have left" + (f" ({delivery.error})" if delivery.error else "")
+    return {"pending": "Waiting to be sent", "sending": "Being sent now"}.get(state, state)
 
 
 def _back(f: DeliveryFilter) -> str:

@@ -10,6 +10,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_login import current_user
 from sqlalchemy import select
 
+from admin import export
 from admin.blueprint import admin_required, bp
 from admin.forms import STATUS_LABELS, ActionForm, EraseForm, NoteForm, StatusForm
 from admin.models import User
@@ -17,28 +18,13 @@ from admin.queries import SORTS, LeadFilter, filter_choices, iter_filtered, lead
 from admin.services import SEQUENCE_RULE, gdpr_json, mark_contacted, timeline
 from core.clock import now
 from core.db import db
-from core.text import strip_bidi
-from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Lead, Submission
+from leads.consent import EMAIL_MARKETING
+from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Consent, Lead, Submission
 from leads.services import accept_details, add_note, change_status, erase_lead, pending_details
-from mailer.models import Delivery
+from mailer.models import Delivery, Suppression, email_hash
 from mailer.suppression import suppress
 from nurture.models import Enrollment
-
-CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "status",
-    "interest",
-    "source",
-    "landing_slug",
-    "email_opt_in",
-    "contacted_at",
-)
-
+from nurture.progress import current_progress, progress
 
 DETAIL_LABELS = {
     "first_name": "First name",
@@ -74,23 +60,16 @@ def leads() -> str | tuple[str, int]:
         interests=INTERESTS,
         sorts=SORTS,
         choices=filter_choices(db.session),
+        positions=current_progress(db.session, [lead.id for lead in page.leads]),
         moment=now(),
     )
     # The page still lists leads (without the bad values), but the request itself was wrong.
     return (html, 400) if f.errors else html
 
 
-def _csv_cell(value: object) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    text = "" if value is None else (value.isoformat() if hasattr(value, "isoformat") else strip_bidi(str(value)))
-    if text and (text[0] in "=@\t\r" or (text[0] in "+-" and not text[1:].replace(" ", "").isdigit())):
-        return "'" + text
-    return text
-
-
 @bp.get("/leads/export.csv")
 def leads_csv() -> Response:
-    """The filtered leads as CSV (the same filter code as the table)."""
+    """The filtered leads as CSV: the table's filter, the columns of `flask leads export` (leads.export)."""
     f = LeadFilter.from_args(request.args)
     if f.errors:
         # An export without the filter the user asked for would look right and be wrong.
@@ -101,9 +80,9 @@ def leads_csv() -> Response:
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        for lead in iter_filtered(db.session, f, tz):
-            writer.writerow([_csv_cell(getattr(lead, c)) for c in CSV_COLUMNS])
+        writer.writerow(export.COLUMNS)
+        for row in export.export_rows(db.session, iter_filtered(db.session, f, tz)):
+            writer.writerow(row)
             if buffer.tell() > 64_000:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -131,6 +110,9 @@ def lead_detail(lead_id: int) -> str:
         failed.setdefault(delivery.enrollment_id or 0, []).append(delivery)
     contacted_by = db.session.get(User, lead.contacted_by_id) if lead.contacted_by_id else None
     status_form = StatusForm(status=lead.status)
+    suppression, consent = _email_standing(lead)
+    # What the lead typed is a health detail: shown here, behind the login, and nowhere else.
+    messages = [sub for sub in reversed(lead.submissions) if sub.message]
     return render_template(
         "admin/lead.html",
         lead=lead,
@@ -147,8 +129,26 @@ def lead_detail(lead_id: int) -> str:
         contact_methods=CONTACT_METHODS,
         detail_labels=DETAIL_LABELS,
         pending=pending_details(db.session, lead),
+        progress_of={e.id: progress(e) for e in enrollments},
+        messages=messages,
+        suppression=suppression,
+        email_status=export.email_status(lead, suppression, consent),
         moment=now(),
     )
+
+
+def _email_standing(lead: Lead) -> tuple[Suppression | None, Consent | None]:
+    """The lead's suppression (if any) and latest email-marketing consent row."""
+    suppression = None
+    if lead.email:
+        suppression = db.session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(lead.email)))
+    consent = db.session.scalar(
+        select(Consent)
+        .where(Consent.lead_id == lead.id, Consent.purpose == EMAIL_MARKETING)
+        .order_by(Consent.id.desc())
+        .limit(1)
+    )
+    return suppression, consent
 
 
 @bp.post("/leads/<int:lead_id>/submissions/<int:submission_id>/accept")

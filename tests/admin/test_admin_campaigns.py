@@ -97,7 +97,7 @@ def test_enrollment_counts_on_the_list(staff, make_lead):
     html = staff.get("/admin/campaigns").get_data(as_text=True)
     assert "The campaign files on disk are valid." in html
     row = html[html.index(f"/{SLUG}<") :].split("</tr>")[0]
-    assert '<td class="num">2</td>' in row
+    assert '<td class="num" data-label="Enrolled">2</td>' in row
 
 
 def test_pause_and_resume(staff, app):

@@ -66,7 +66,7 @@ def test_make_run_on_a_fresh_clone_sends_the_welcome_to_the_outbox_after_one_tic
         visitor.open()
         clock.advance(seconds=10)  # a person takes a few seconds to fill the form
         response = visitor.submit()
-        assert response.headers["Location"].endswith("/stem-cell-therapy/thank-you"), response.status_code
+        assert response.headers["Location"].endswith("/stem-cell-therapy/thank-you#top"), response.status_code
 
         tick = runner.invoke(args=["nurture", "tick"])
         assert tick.exit_code == 0, tick.output

@@ -143,7 +143,7 @@ def test_visitor_signs_up_by_keyboard_gets_the_welcome_and_unsubscribes(app, bro
         page.goto(f"{live_server}/{SLUG}?{query}")
         assert page.locator("form.signup-form").is_visible()
         fill_signup_form_with_keyboard(page)
-        page.wait_for_url(f"**/{SLUG}/thank-you")
+        page.wait_for_url(f"**/{SLUG}/thank-you#top")
         assert page.locator("h1").first.is_visible()
         thank_you = page.locator("main").inner_text()
         assert "Grace" not in thank_you, "the thank-you page repeats the name"

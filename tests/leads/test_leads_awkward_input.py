@@ -100,7 +100,7 @@ def _legacy_lead(app, **fields) -> int:
 
 
 def test_names_stored_before_are_cleaned_where_they_reach_a_csv_or_a_subject(app, client):
-    from leads.cli import export_rows
+    from admin.export import all_rows as export_rows
     from nurture.composers import email_context
 
     lead_id = _legacy_lead(app, email_opt_in=True)

@@ -8,8 +8,8 @@ import io
 import pytest
 from sqlalchemy import select
 
+from admin.export import COLUMNS as EXPORT_HEADER
 from core.db import db
-from leads.cli import EXPORT_HEADER
 from leads.consent import CURRENT_EMAIL_CONSENT
 from leads.models import Lead
 from tests.support.factories import make_lead
@@ -40,15 +40,15 @@ def test_export_writes_one_row_per_lead_with_latest_utm_and_consent(app, runner,
     assert ann["email"] == "ann@example.com"
     assert (ann["utm_source"], ann["utm_medium"]) == ("newsletter", "cpc")
     assert ann["source"] == "facebook"
-    assert (ann["email_consent"], ann["email_consent_version"]) == ("yes", CURRENT_EMAIL_CONSENT)
+    assert (ann["email_status"], ann["email_consent_version"]) == ("subscribed", CURRENT_EMAIL_CONSENT)
     assert ann["status"] == "new"
     assert ann["interest"] == "knee"
-    assert ann["landing_slug"] == "stem-cell-therapy"
-    assert (bo["email_consent"], bo["email_consent_version"]) == ("no", "")
+    assert ann["landing_page"] == "stem-cell-therapy"
+    assert (bo["email_status"], bo["email_consent_version"]) == ("not subscribed", "")
     assert bo["last_name"] == "Åström"
     # A leading + would make a spreadsheet read the number as a formula, so it is quoted like any other.
     assert bo["phone"] == "'+13035550123"
-    assert bo["created_at"].startswith("2026-11-23T16:00:00")
+    assert bo["created_at_utc"] == "2026-11-23 16:00:00"
 
 
 def test_export_to_stdout_defuses_spreadsheet_formulas(app, runner):

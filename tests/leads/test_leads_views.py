@@ -42,7 +42,7 @@ def test_valid_signup_stores_lead_submission_and_consents(visitor, app):
     visitor.open("?utm_source=facebook&utm_medium=cpc&utm_campaign=knee-fall", Referer="https://www.facebook.com/")
     response = visitor.submit(tz="America/Chicago")
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/{SLUG}/thank-you"
+    assert response.headers["Location"] == f"/{SLUG}/thank-you#top"
 
     lead = db.session.scalars(select(Lead)).one()
     assert lead.email == "dana.whitfield@example.com"
@@ -144,7 +144,7 @@ def test_repeated_email_keeps_one_lead_with_two_submissions(visitor):
 def test_honeypot_sees_thank_you_and_creates_nothing(visitor):
     response = visitor.submit(website="http://spam.example")
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/{SLUG}/thank-you"
+    assert response.headers["Location"] == f"/{SLUG}/thank-you#top"
     assert count(Lead) == 0
     assert count(Submission) == 0
 

@@ -16,7 +16,7 @@ from itertools import islice
 from typing import IO, Any
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -173,6 +173,7 @@ def all_rows(session: Session) -> Iterator[list[str]]:
 
 
 @click.command("export")
+@with_appcontext
 @click.option(
     "--out", "out_path", type=click.Path(dir_okay=False, writable=True), help="File to write (default: stdout)."
 )

@@ -10,15 +10,14 @@ import pytest
 
 from leads.models import Lead
 from mailer.models import Delivery
+from nurture.composers import compose_step
+from studio.registry import registry
 
 SLUG = "stem-cell-therapy"
 DISCLAIMER = "not medical advice"
 
 
 def _compose(app, step_id: str, **config: object):
-    from mailer.compose import compose_step
-    from studio.registry import registry
-
     app.config.update(config)
     with app.app_context():
         campaign = registry().get(SLUG)

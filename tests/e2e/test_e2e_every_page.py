@@ -91,7 +91,7 @@ def _seed(app) -> dict:
 
 def _value(endpoint: str, argument: str, seed: dict, app) -> object:
     """The seeded value a URL argument takes; a new kind of argument fails the test, naming itself."""
-    from blog import blog
+    from blog.loader import blog
     from mailer.tokens import make_token
     from nurture.tokens import make_confirm_token
 

@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from leads.models import Lead
+from mailer.compose import build_message
 from mailer.models import Delivery
-from nurture.composers import compose_step
+from nurture.composers import compose_step, email_context
 from studio.registry import registry
 
 SLUG = "stem-cell-therapy"
@@ -65,9 +66,6 @@ def test_logo_and_colour_are_settings(app):
 
 
 def test_a_link_inside_a_sentence_stays_a_link(app):
-    from mailer.compose import build_message, email_context
-    from studio.registry import registry
-
     with app.app_context():
         context = email_context(Lead(id=1, first_name="Ann"), registry().get(SLUG))
         message = build_message(

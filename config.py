@@ -68,6 +68,8 @@ class Config:
         self.CLINIC_PHONE = e.get("CLINIC_PHONE", "")
         self.CLINIC_TIMEZONE = e.get("CLINIC_TIMEZONE", "America/Denver")
         self.CAMPAIGNS_DIR = e.get("CAMPAIGNS_DIR", str(BASE_DIR / "campaigns"))
+        # How often each process asks the database whether a campaign was published (one tiny query).
+        self.CONTENT_REFRESH_SECONDS = e.number("CONTENT_REFRESH_SECONDS", default=2.0)
         self.BLOG_DIR = e.get("BLOG_DIR", str(BASE_DIR / "content" / "blog"))
         self.DEFAULT_PHONE_REGION = e.get("DEFAULT_PHONE_REGION", "US").upper()
         # The brand in emails (site settings move into the admin later): a logo image and one colour.

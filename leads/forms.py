@@ -150,9 +150,15 @@ class SignupForm(FlaskForm):
         render_kw={"class": "hp-field", "tabindex": "-1", "autocomplete": "off"},
     )
 
+    def offer(self, interests: tuple[tuple[str, str], ...]) -> SignupForm:
+        """Ask about this campaign's areas of interest (a hair page never asks about knees)."""
+        self.interest.choices = {"": "Choose one", **dict(interests)}
+        return self
+
     def validate_interest(self, field: SelectField) -> None:
         """Only the listed areas."""
-        if field.data not in INTERESTS:
+        offered = dict(field.choices) if isinstance(field.choices, dict) else dict(field.choices or [])
+        if not field.data or field.data not in offered:
             raise ValidationError("Please choose the area you would like to talk about.")
 
     def validate_email(self, field: EmailField) -> None:

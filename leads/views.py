@@ -15,6 +15,7 @@ from core.db import db
 from core.extensions import limiter
 from core.formatting import next_business_day
 from core.markdown import render as render_markdown
+from core.markdown import rewrite_blog_links
 from core.slots import Markers, Slots
 from leads import services
 from leads.forms import SignupForm, capped, seconds_since, sign_started
@@ -46,7 +47,9 @@ def _page_html(campaign: Campaign) -> Markup:
     entry = cache.get(campaign.slug)
     # Identity, not equality: a reloaded registry brings new Campaign objects and so a fresh render.
     if entry is None or entry[0] is not campaign:
-        entry = (campaign, render_markdown(campaign.page.markdown))
+        # `blog:<slug>` links work on pages as in emails: they become the post's address on this site.
+        markdown = rewrite_blog_links(campaign.page.markdown, lambda post: f"/blog/{post}")
+        entry = (campaign, render_markdown(markdown))
         cache[campaign.slug] = entry
     return entry[1]
 
@@ -81,7 +84,7 @@ class LandingSkeleton:
 
 def _landing_form(slug: str, values: Mapping[str, str]) -> SignupForm:
     """A fresh form for this landing page carrying the visit's values (UTM, referrer, start time, token)."""
-    form = SignupForm(formdata=None)
+    form = SignupForm(formdata=None).offer(registry().get(slug).page.interests)
     for name in (*UTM_FIELDS, "referrer", "started"):
         getattr(form, name).data = values[name]
     form.landing.data = slug
@@ -136,7 +139,7 @@ def signup(slug: str) -> Response:
     """Take a consultation request: bots see the thank-you page, mistakes come back marked, the rest is stored."""
     campaign = _campaign_or_404(slug)
     # Only form bodies count; JSON or anything else is treated as an empty form, never parsed.
-    form = SignupForm(formdata=request.form)
+    form = SignupForm(formdata=request.form).offer(campaign.page.interests)
     # The form posts to "#form-errors" so a page with mistakes opens at them; a redirect without a fragment of
     # its own would inherit it, so the thank-you page names its top.
     thank_you = url_for("leads.thank_you", slug=slug, _anchor="top")
@@ -188,7 +191,7 @@ def csrf_failed(exc: CSRFError) -> Response:
     notice = "Your form expired before it was sent. Please check your details and send it again."
     if request.method != "POST" or campaign is None or not campaign.active:
         return Response(render_template("errors/error.html", title="Please try again", message=notice, code=400), 400)
-    form = SignupForm(formdata=request.form)
+    form = SignupForm(formdata=request.form).offer(campaign.page.interests)
     if seconds_since(form.started.data) is None:
         # Without a genuine start time the corrected re-post would be taken for a bot.
         form.started.data = sign_started()

@@ -47,6 +47,9 @@ from nurture.rules import (
     next_state,
     skip_reason,
 )
+from nurture.rules import (
+    position as step_position,
+)
 from nurture.schedule import due_at
 from nurture.store import DeliveryRef, QueuedClaim, Store, worker_identity
 from studio.definitions import Campaign, Step
@@ -192,9 +195,9 @@ class Tick:
         """For a queued-again step whose sequence waits for it: when its next step is due, once it is sent."""
         enrollment = self.store.sequence_waiting(claim)
         campaign = registry().get(enrollment.campaign_slug) if enrollment is not None else None
-        if campaign is None or enrollment.next_step >= len(campaign.steps):
+        if campaign is None or step_position(enrollment, campaign) >= len(campaign.steps):
             return None
-        following, enrollment_id = campaign.steps[enrollment.next_step], enrollment.id
+        following, enrollment_id = campaign.steps[step_position(enrollment, campaign)], enrollment.id
         timezone = claim.lead.timezone if claim.lead is not None else None
         return lambda moment: (enrollment_id, due_at(moment, following, campaign.window, timezone, self.scale))
 

@@ -30,6 +30,7 @@ from leads.models import Lead
 from mailer.models import Delivery, Suppression, email_hash
 from nurture.models import CampaignState, Enrollment, WorkerHeartbeat
 from nurture.rules import SOURCE_CONTENT, SOURCE_TRANSPORT, UNKNOWN_REASON, Outcome, dedupe_key, exit_reason
+from studio.registry import registry
 
 deliveries = Delivery.__table__
 enrollments = Enrollment.__table__
@@ -45,6 +46,7 @@ advance_enrollment = (
         next_step=bindparam("b_next_step"),
         next_send_at=bindparam("b_next_send_at"),
         last_step_at=bindparam("b_last_step_at"),
+        last_step_id=bindparam("b_last_step_id"),
         exit_reason=bindparam("b_exit_reason"),
         ended_at=bindparam("b_ended_at"),
         lease_owner=None,
@@ -265,6 +267,7 @@ class Store:
     def _due_query(self, moment: datetime) -> Any:
         """Due enrollments, oldest first; the index on next_send_at keeps this proportional to what is due."""
         paused = list(db.session.scalars(select(CampaignState.slug).where(CampaignState.paused.is_(True))))
+        paused += registry().archived_slugs()  # archiving a campaign stops its sequences as pausing does
         # next_send_at is set only on active enrollments with a step to send, so the range on its index is
         # the whole filter; naming `state` here would tempt SQLite's planner onto the state index (a full scan).
         query = select(
@@ -275,6 +278,7 @@ class Store:
             enrollments.c.next_step,
             enrollments.c.next_send_at,
             enrollments.c.last_step_at,
+            enrollments.c.last_step_id,
         ).where(
             enrollments.c.next_send_at <= moment,
             or_(enrollments.c.lease_until.is_(None), enrollments.c.lease_until < moment),

@@ -33,17 +33,31 @@ RESERVED_SLUGS = frozenset(
     }
 )
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
+DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhdw]?)\s*$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def parse_duration(value: str) -> timedelta:
-    """'30m', '36h', '2d' -> timedelta; anything else raises ValueError with a hint."""
+    """'0', '30m', '36h', '2d', '1w' -> timedelta; anything else raises ValueError with a hint."""
     match = DURATION_RE.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration (use 30m, 36h or 2d)")
-    amount, unit = int(match.group(1)), match.group(2)
-    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[unit]
+    if not match or (not match.group(2) and int(match.group(1)) != 0):
+        raise ValueError(f"{value!r} is not a duration (use 0, 30m, 36h, 2d or 1w)")
+    amount, unit = int(match.group(1)), match.group(2) or "m"
+    if amount > 5000:  # beyond any sequence; also keeps timedelta far from its limits
+        raise ValueError(f"{value!r} is longer than a sequence can wait (at most 5000 of a unit)")
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{units[unit]: amount})
+
+
+def format_duration(delay: timedelta) -> str:
+    """The shortest way to write a delay back: '0', '30m', '36h', '2d', '1w'."""
+    minutes = int(delay.total_seconds() // 60)
+    if minutes == 0:
+        return "0"
+    for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
 
 
 def _parse_clock(value: Any) -> time:
@@ -191,7 +205,7 @@ class Step:
     id: str
     index: int
     delay: timedelta
-    body_path: Path
+    body_path: Path | None
     subject: str
     preheader: str
     markdown: str
@@ -207,13 +221,19 @@ class Step:
 class LandingPage:
     """The landing page of a campaign."""
 
-    path: Path
+    path: Path | None
     title: str
     description: str
     headline: str
     intro: str
     markdown: str
     meta: dict[str, Any] = field(default_factory=dict)
+    # The form's area-of-interest options as (value, label): per campaign, so a hair page never asks about knees.
+    interests: tuple[tuple[str, str], ...] = tuple(INTERESTS.items())
+
+    def interest_label(self, value: str | None) -> str:
+        """The label a visitor saw for an option value ('' when unknown)."""
+        return dict(self.interests).get(value or "", INTERESTS.get(value or "", value or ""))
 
 
 @dataclass(frozen=True)
@@ -228,7 +248,10 @@ class Campaign:
     exit_statuses: tuple[str, ...]
     page: LandingPage
     steps: tuple[Step, ...]
-    directory: Path
+    directory: Path | None = None
+    # The published version it came from (0 when read straight from files).
+    version: int = 0
+    archived: bool = False
 
     def step(self, step_id: str) -> Step | None:
         """The step with this id, if any."""
@@ -282,7 +305,7 @@ def campaign_warnings(campaign: Campaign) -> list[str]:
     """What is allowed but probably unintended: a first email that waits for the send window, and steps only
     some areas of interest receive (the email's content tells the provider each reader's interest; the provider
     only sees opaque ids for campaigns and steps, but it reads every email it sends)."""
-    label = shown_path(campaign.directory / "campaign.yaml")
+    label = shown_path(campaign.directory / "campaign.yaml") if campaign.directory else campaign.slug
     warnings = []
     if campaign.steps and not campaign.steps[0].any_time:
         window = campaign.window
@@ -301,5 +324,3 @@ def campaign_warnings(campaign: Campaign) -> list[str]:
                 f"chose {areas}; write it so any reader could receive it, or accept that the provider learns this"
             )
     return warnings
-
-

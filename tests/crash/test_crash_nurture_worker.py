@@ -25,6 +25,7 @@ from leads.models import Lead
 from mailer.models import Delivery
 from nurture.models import Enrollment
 from tests.support.content import CAMPAIGNS, POSTS
+from tests.support.database import publish_folders
 
 ROOT = Path(__file__).resolve().parents[2]
 LEADS = int(os.environ.get("CRASH_LEADS", 5000))
@@ -184,6 +185,8 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
     leads = LEADS if backend == "sqlite" else PG_LEADS
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
+    campaigns = _always_open_campaigns(tmp_path / "campaigns")
+    publish_folders(app, campaigns)
     with app.app_context():
         _seed_due_enrollments(leads)
 
@@ -195,7 +198,7 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
         "SECRET_KEY": "crash-test-secret",
         "SITE_URL": "https://www.nexgenesis.example",  # the worker refuses http with MAIL_BACKEND=sendgrid
         "CLINIC_POSTAL_ADDRESS": "NexGenEsis Healthcare, 100 Example Ave, Denver, CO 80202, USA",
-        "CAMPAIGNS_DIR": str(_always_open_campaigns(tmp_path / "campaigns")),
+        "CAMPAIGNS_DIR": str(campaigns),
         "BLOG_DIR": str(POSTS),
         "MAIL_BACKEND": "sendgrid",
         "SENDGRID_API_KEY": api_key,

@@ -53,7 +53,7 @@ from nurture.rules import (
 from nurture.schedule import due_at
 from nurture.store import DeliveryRef, QueuedClaim, Store, worker_identity
 from studio.definitions import Campaign, Step
-from studio.registry import registry
+from studio.registry import find_campaign, registry
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class Tick:
                     ended_elsewhere.append(row.id)
                     continue
                 lead = batch.leads.get(row.lead_id)
-                campaign = registry().get(row.campaign_slug)
+                campaign = find_campaign(row.campaign_slug)
                 advance = next_state(row, lead, campaign, batch.suppression_of(row.lead_id), moment, self.scale)
                 changes.append(advance.values)
                 if advance.exited:

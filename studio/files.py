@@ -35,6 +35,13 @@ class FileMap:
     page: str = ""
     emails: dict[int, str] = field(default_factory=dict)
 
+    def unread(self, problem: Problem) -> bool:
+        """A problem of a field whose file could not be read (that file's own problem already says why)."""
+        step = re.match(r"^steps\[(\d+)\]\.(subject|preheader|body)$", problem.field)
+        if step:
+            return int(step.group(1)) not in self.emails
+        return problem.field.startswith("page.") and not self.page
+
     def line(self, problem: Problem) -> str:
         """`file: field: problem`, the way `flask campaigns validate` prints it."""
         where, message = problem.field, problem.message
@@ -185,7 +192,7 @@ def check_folder(
     if document is None:
         return None, None, problems, []
     checked = validate_document(document, known_posts(blog_dir))
-    problems += [files.line(p) for p in checked.problems if files.line(p) not in problems]
+    problems += [files.line(p) for p in checked.problems if not files.unread(p) and files.line(p) not in problems]
     if problems:
         return document, None, problems, []
     return document, checked.campaign, [], [files.line(w) for w in checked.warnings]

@@ -110,6 +110,18 @@ def init_app(app: Flask) -> None:
         event.listen(Session, "after_commit", _after_commit)
 
 
+def find_campaign(slug: str) -> Campaign | None:
+    """The campaign with this slug, asking the database at once when this process does not know it yet.
+
+    For the worker: a campaign published a moment ago elsewhere must never look removed to it.
+    """
+    found = registry().get(slug)
+    live = current_app.extensions["campaigns"]
+    if found is None and isinstance(live, LiveRegistry) and live.refresh():
+        found = live.held().get(slug)
+    return found
+
+
 def registry() -> CampaignRegistry:
     """The current app's campaigns."""
     live = current_app.extensions["campaigns"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, bindparam, exists, func, or_, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -76,6 +76,39 @@ def start_step(exit_statuses: frozenset[str]) -> Update:
             ~exists().where(enrollments.c.id == bindparam("b_enrollment_id"), enrollments.c.state == "exited"),
         )
         .values(state="sending", attempts=1, lease_until=bindparam("b_lease_until"), updated_at=bindparam("b_moment"))
+    )
+
+
+@functools.cache
+def start_steps(exit_statuses: frozenset[str], count: int) -> Update:
+    """pending -> sending for `count` deliveries at once, each re-checked as start_step does; RETURNING the started.
+
+    The address each email was composed for is matched per row (a CASE on the delivery id), so one statement
+    re-checks a whole group. Built once per group size and set of exit statuses.
+    """
+    ids = [bindparam(f"b_id_{n}") for n in range(count)]
+
+    def per_row(name: str, column: Any) -> Any:
+        return case(*((deliveries.c.id == ids[n], bindparam(f"b_{name}_{n}", type_=column.type)) for n in range(count)))
+
+    return (
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(ids),
+            deliveries.c.state == "pending",
+            deliveries.c.lease_owner == bindparam("b_worker"),
+            exists().where(
+                leads.c.id == deliveries.c.lead_id,
+                leads.c.email == per_row("email", leads.c.email),
+                leads.c.erased_at.is_(None),
+                leads.c.unsubscribed_at.is_(None),
+                *(leads.c.status != status for status in sorted(exit_statuses)),
+            ),
+            ~exists().where(suppressions.c.email_hash == per_row("hash", suppressions.c.email_hash)),
+            ~exists().where(enrollments.c.id == deliveries.c.enrollment_id, enrollments.c.state == "exited"),
+        )
+        .values(state="sending", attempts=1, lease_until=bindparam("b_lease_until"), updated_at=bindparam("b_moment"))
+        .returning(deliveries.c.id)
     )
 
 
@@ -146,6 +179,17 @@ resume_enrollment = (
 )
 
 
+def _runs(held: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, Any]]:
+    """Consecutive held writes of the same statement as one executemany (one round trip on psycopg 3)."""
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    for statement, params in held:
+        if params and runs and runs[-1][0] is statement and runs[-1][1]:
+            runs[-1][1].append(params)
+        else:
+            runs.append((statement, [params] if params else []))
+    return [(statement, many if len(many) > 1 else (many[0] if many else {})) for statement, many in runs]
+
+
 def worker_identity() -> str:
     """A name unique to this process: host, pid and a random suffix (pids are reused)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -213,7 +257,7 @@ class Store:
             self._connection = db.engine.connect().execution_options(sqlite_immediate=True)
         held = list(self._held)
         with self._connection.begin():
-            for statement, params in held:
+            for statement, params in _runs(held):
                 self._connection.execute(statement, params)
             yield self._connection
         # Only once committed: answers lost to a rollback are tried again with the next transaction.
@@ -383,6 +427,15 @@ class Store:
             return self._start_in_one_trip(exit_statuses, params)
         with self._write() as connection:
             return connection.execute(start_step(exit_statuses), params).rowcount == 1
+
+    def start_sending_many(self, refs: list[DeliveryRef], exit_statuses: frozenset[str], moment: datetime) -> set[int]:
+        """pending -> sending for a group of deliveries in one UPDATE (with the held answers' transaction); the
+        ids it started. Each row gets the same re-check as start_sending()."""
+        params: dict[str, Any] = {"b_worker": self.worker_id, "b_lease_until": moment + self.lease, "b_moment": moment}
+        for n, ref in enumerate(refs):
+            params |= {f"b_id_{n}": ref.id, f"b_email_{n}": ref.lead_email, f"b_hash_{n}": ref.email_hash}
+        with self._write() as connection:
+            return set(connection.scalars(start_steps(exit_statuses, len(refs)), params))
 
     def _start_in_one_trip(self, exit_statuses: frozenset[str], params: dict[str, Any]) -> bool:
         """PostgreSQL: one autocommitted statement stores the held success (if any) and starts this email.
@@ -599,4 +652,3 @@ class Store:
                         last_tick=last_tick,
                     )
                 )
-

@@ -144,6 +144,41 @@ def start_step_after_sent(exit_statuses: frozenset[str]) -> Update:
     return start_step(exit_statuses).add_cte(record_sent_cte)
 
 
+@functools.cache
+def record_sent_many(count: int) -> Any:
+    """`count` successes as one UPDATE (per-row time and provider id by CASE on the id), to ride along as a CTE."""
+    ids = [bindparam(f"s_id_{n}") for n in range(count)]
+
+    def per_row(name: str, column: Any) -> Any:
+        return case(*((deliveries.c.id == ids[n], bindparam(f"s_{name}_{n}", type_=column.type)) for n in range(count)))
+
+    moment = per_row("moment", deliveries.c.sent_at)
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids), or_(deliveries.c.state == "sending", deliveries.c.state == "unknown"))
+        .values(
+            state="sent",
+            sent_at=moment,
+            error=None,
+            error_source=None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=moment,
+            provider_message_id=func.coalesce(
+                deliveries.c.provider_message_id, per_row("provider_id", deliveries.c.provider_message_id)
+            ),
+        )
+        .returning(deliveries.c.id)
+        .cte("sent_many")
+    )
+
+
+@functools.cache
+def start_after_sent_many(start: Update, count: int) -> Update:
+    """PostgreSQL: the held successes and a start (one email or a group) in a single statement."""
+    return start.add_cte(record_sent_many(count))
+
+
 # A step recorded in this tick whose email cannot be built: failed while still ours and `pending` (never sent).
 fail_unsent_step = (
     update(deliveries)
@@ -423,8 +458,10 @@ class Store:
             "b_email": ref.lead_email,
             "b_email_hash": ref.email_hash,
         }
-        if self.postgres and len(self._held) <= 1 and all(stmt is record_sent for stmt, _ in self._held):
-            return self._start_in_one_trip(exit_statuses, params)
+        if self._one_trip_possible():
+            if len(self._held) <= 1:
+                return self._start_in_one_trip(exit_statuses, params)
+            return self._autocommit_with_held(start_step(exit_statuses), params).rowcount == 1
         with self._write() as connection:
             return connection.execute(start_step(exit_statuses), params).rowcount == 1
 
@@ -434,8 +471,33 @@ class Store:
         params: dict[str, Any] = {"b_worker": self.worker_id, "b_lease_until": moment + self.lease, "b_moment": moment}
         for n, ref in enumerate(refs):
             params |= {f"b_id_{n}": ref.id, f"b_email_{n}": ref.lead_email, f"b_hash_{n}": ref.email_hash}
+        if self._one_trip_possible():
+            return set(self._autocommit_with_held(start_steps(exit_statuses, len(refs)), params).scalars())
         with self._write() as connection:
             return set(connection.scalars(start_steps(exit_statuses, len(refs)), params))
+
+    def _one_trip_possible(self) -> bool:
+        """PostgreSQL, and nothing held but successes (a few): the start can carry them in one statement."""
+        return self.postgres and len(self._held) <= 16 and all(stmt is record_sent for stmt, _ in self._held)
+
+    def _autocommit_with_held(self, start: Update, params: dict[str, Any]) -> Any:
+        """PostgreSQL: one autocommitted statement stores every held success and runs `start` (atomic, one trip)."""
+        if self._autocommit is None:
+            self._autocommit = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        held = list(self._held)
+        statement = start
+        if held:
+            statement = start_after_sent_many(start, len(held))
+            params = dict(params)
+            for n, (_, sent) in enumerate(held):
+                params |= {
+                    f"s_id_{n}": sent["b_delivery_id"],
+                    f"s_moment_{n}": sent["b_moment"],
+                    f"s_provider_id_{n}": sent["b_provider_id"],
+                }
+        result = self._autocommit.execute(statement, params)
+        del self._held[: len(held)]
+        return result
 
     def _start_in_one_trip(self, exit_statuses: frozenset[str], params: dict[str, Any]) -> bool:
         """PostgreSQL: one autocommitted statement stores the held success (if any) and starts this email.

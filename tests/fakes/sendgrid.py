@@ -314,16 +314,14 @@ class FakeSendGrid:
                 return mode.rng.choice(mode.statuses), mode
             return None, mode
 
-    @contextlib.contextmanager
-    def _handling(self) -> Any:
+    def _enter(self) -> None:
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _count(self, status: str) -> None:
         with self._lock:
@@ -355,6 +353,8 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             return
 
         def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+            # No longer in flight once the answer starts: the client may send its next request the moment it has it.
+            self._done()
             data = b"" if payload is None else json.dumps(payload).encode("utf-8")
             self.send_response(status)
             for name, value in (headers or {}).items():
@@ -365,6 +365,11 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
             fake._count(str(status))
+
+        def _done(self) -> None:
+            if getattr(self, "in_flight", False):
+                self.in_flight = False
+                fake._leave()
 
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
@@ -390,8 +395,12 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self._body()
             if self.path == "/v3/mail/send":
-                with fake._handling():
+                fake._enter()
+                self.in_flight = True
+                try:
                     self._mail_send(body)
+                finally:
+                    self._done()
             elif self.path == "/_fake/mode":
                 self._control(body)
             elif self.path == "/_fake/reset":

@@ -109,6 +109,11 @@ class Config:
         self.NURTURE_LEASE_SECONDS = e.number("NURTURE_LEASE_SECONDS", kind=int, default=120)
         self.NURTURE_TIME_SCALE = e.number("NURTURE_TIME_SCALE", default=1.0)
         self.NURTURE_MAX_ATTEMPTS = e.number("NURTURE_MAX_ATTEMPTS", kind=int, default=5)
+        self.NURTURE_CONCURRENCY = e.number("NURTURE_CONCURRENCY", kind=int, default=8)
+        if self.NURTURE_CONCURRENCY < 1:
+            raise ConfigError(
+                f"NURTURE_CONCURRENCY: {self.NURTURE_CONCURRENCY} must be at least 1 (1 sends one at a time)"
+            )
 
         # Integrations.
         self.BOOKING_API_TOKEN = e.get("BOOKING_API_TOKEN", "")

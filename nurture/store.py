@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, bindparam, exists, func, or_, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -81,6 +81,39 @@ def start_step(exit_statuses: frozenset[str]) -> Update:
     )
 
 
+@functools.cache
+def start_steps(exit_statuses: frozenset[str], count: int) -> Update:
+    """pending -> sending for `count` deliveries at once, each re-checked as start_step does; RETURNING the started.
+
+    The address each email was composed for is matched per row (a CASE on the delivery id), so one statement
+    re-checks a whole group. Built once per group size and set of exit statuses.
+    """
+    ids = [bindparam(f"b_id_{n}") for n in range(count)]
+
+    def per_row(name: str, column: Any) -> Any:
+        return case(*((deliveries.c.id == ids[n], bindparam(f"b_{name}_{n}", type_=column.type)) for n in range(count)))
+
+    return (
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(ids),
+            deliveries.c.state == "pending",
+            deliveries.c.lease_owner == bindparam("b_worker"),
+            exists().where(
+                leads.c.id == deliveries.c.lead_id,
+                leads.c.email == per_row("email", leads.c.email),
+                leads.c.erased_at.is_(None),
+                leads.c.unsubscribed_at.is_(None),
+                *(leads.c.status != status for status in sorted(exit_statuses)),
+            ),
+            ~exists().where(suppressions.c.email_hash == per_row("hash", suppressions.c.email_hash)),
+            ~exists().where(enrollments.c.id == deliveries.c.enrollment_id, enrollments.c.state == "exited"),
+        )
+        .values(state="sending", attempts=1, lease_until=bindparam("b_lease_until"), updated_at=bindparam("b_moment"))
+        .returning(deliveries.c.id)
+    )
+
+
 def _mark_sent(id_name: str, moment_name: str, provider_id_name: str) -> Update:
     """The provider accepted it. `unknown` too: a slow answer may arrive after a sweep gave up on us."""
     return (
@@ -111,6 +144,41 @@ record_sent_cte = _mark_sent("b_sent_id", "b_sent_moment", "b_sent_provider_id")
 def start_step_after_sent(exit_statuses: frozenset[str]) -> Update:
     """PostgreSQL: store the previous email's success and start this one in a single statement (one round trip)."""
     return start_step(exit_statuses).add_cte(record_sent_cte)
+
+
+@functools.cache
+def record_sent_many(count: int) -> Any:
+    """`count` successes as one UPDATE (per-row time and provider id by CASE on the id), to ride along as a CTE."""
+    ids = [bindparam(f"s_id_{n}") for n in range(count)]
+
+    def per_row(name: str, column: Any) -> Any:
+        return case(*((deliveries.c.id == ids[n], bindparam(f"s_{name}_{n}", type_=column.type)) for n in range(count)))
+
+    moment = per_row("moment", deliveries.c.sent_at)
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids), or_(deliveries.c.state == "sending", deliveries.c.state == "unknown"))
+        .values(
+            state="sent",
+            sent_at=moment,
+            error=None,
+            error_source=None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=moment,
+            provider_message_id=func.coalesce(
+                deliveries.c.provider_message_id, per_row("provider_id", deliveries.c.provider_message_id)
+            ),
+        )
+        .returning(deliveries.c.id)
+        .cte("sent_many")
+    )
+
+
+@functools.cache
+def start_after_sent_many(start: Update, count: int) -> Update:
+    """PostgreSQL: the held successes and a start (one email or a group) in a single statement."""
+    return start.add_cte(record_sent_many(count))
 
 
 # A step recorded in this tick whose email cannot be built: failed while still ours and `pending` (never sent).
@@ -146,6 +214,17 @@ resume_enrollment = (
     )
     .values(next_send_at=bindparam("b_next_send_at"))
 )
+
+
+def _runs(held: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, Any]]:
+    """Consecutive held writes of the same statement as one executemany (one round trip on psycopg 3)."""
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    for statement, params in held:
+        if params and runs and runs[-1][0] is statement and runs[-1][1]:
+            runs[-1][1].append(params)
+        else:
+            runs.append((statement, [params] if params else []))
+    return [(statement, many if len(many) > 1 else (many[0] if many else {})) for statement, many in runs]
 
 
 def worker_identity() -> str:
@@ -215,7 +294,7 @@ class Store:
             self._connection = db.engine.connect().execution_options(sqlite_immediate=True)
         held = list(self._held)
         with self._connection.begin():
-            for statement, params in held:
+            for statement, params in _runs(held):
                 self._connection.execute(statement, params)
             yield self._connection
         # Only once committed: answers lost to a rollback are tried again with the next transaction.
@@ -383,10 +462,46 @@ class Store:
             "b_email": ref.lead_email,
             "b_email_hash": ref.email_hash,
         }
-        if self.postgres and len(self._held) <= 1 and all(stmt is record_sent for stmt, _ in self._held):
-            return self._start_in_one_trip(exit_statuses, params)
+        if self._one_trip_possible():
+            if len(self._held) <= 1:
+                return self._start_in_one_trip(exit_statuses, params)
+            return self._autocommit_with_held(start_step(exit_statuses), params).rowcount == 1
         with self._write() as connection:
             return connection.execute(start_step(exit_statuses), params).rowcount == 1
+
+    def start_sending_many(self, refs: list[DeliveryRef], exit_statuses: frozenset[str], moment: datetime) -> set[int]:
+        """pending -> sending for a group of deliveries in one UPDATE (with the held answers' transaction); the
+        ids it started. Each row gets the same re-check as start_sending()."""
+        params: dict[str, Any] = {"b_worker": self.worker_id, "b_lease_until": moment + self.lease, "b_moment": moment}
+        for n, ref in enumerate(refs):
+            params |= {f"b_id_{n}": ref.id, f"b_email_{n}": ref.lead_email, f"b_hash_{n}": ref.email_hash}
+        if self._one_trip_possible():
+            return set(self._autocommit_with_held(start_steps(exit_statuses, len(refs)), params).scalars())
+        with self._write() as connection:
+            return set(connection.scalars(start_steps(exit_statuses, len(refs)), params))
+
+    def _one_trip_possible(self) -> bool:
+        """PostgreSQL, and nothing held but successes (a few): the start can carry them in one statement."""
+        return self.postgres and len(self._held) <= 16 and all(stmt is record_sent for stmt, _ in self._held)
+
+    def _autocommit_with_held(self, start: Update, params: dict[str, Any]) -> Any:
+        """PostgreSQL: one autocommitted statement stores every held success and runs `start` (atomic, one trip)."""
+        if self._autocommit is None:
+            self._autocommit = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        held = list(self._held)
+        statement = start
+        if held:
+            statement = start_after_sent_many(start, len(held))
+            params = dict(params)
+            for n, (_, sent) in enumerate(held):
+                params |= {
+                    f"s_id_{n}": sent["b_delivery_id"],
+                    f"s_moment_{n}": sent["b_moment"],
+                    f"s_provider_id_{n}": sent["b_provider_id"],
+                }
+        result = self._autocommit.execute(statement, params)
+        del self._held[: len(held)]
+        return result
 
     def _start_in_one_trip(self, exit_statuses: frozenset[str], params: dict[str, Any]) -> bool:
         """PostgreSQL: one autocommitted statement stores the held success (if any) and starts this email.
@@ -603,4 +718,3 @@ class Store:
                         last_tick=last_tick,
                     )
                 )
-

@@ -141,6 +141,8 @@ class SignupForm(FlaskForm):
     utm_content = HiddenField(filters=[capped(100)])
     referrer = HiddenField(filters=[capped(1000)])
     landing = HiddenField(filters=[capped(64)])
+    # The headline variant this page view showed, signed (leads.experiments); empty when nothing is tested.
+    landing_variant = HiddenField(filters=[capped(400)])
     # Filled by optional JavaScript with the browser's IANA zone; anything else is ignored.
     tz = HiddenField(filters=[capped(64)])
     started = HiddenField(filters=[capped(200)])

@@ -196,6 +196,7 @@ class Signup:
     privacy_ack: bool
     timezone: str | None
     landing_slug: str
+    landing_variant: str | None
     utm: dict[str, str | None]
     referrer: str | None
     user_agent: str | None
@@ -230,6 +231,7 @@ def prepare_signup(data: Mapping[str, Any], meta: Mapping[str, Any]) -> Signup:
         privacy_ack=bool(data.get("privacy_ack", True)),
         timezone=valid_timezone(data.get("timezone")) or timezone_for_phone(phone),
         landing_slug=slug,
+        landing_variant=_clip(meta.get("landing_variant"), 16),
         utm=utm,
         referrer=referrer,
         user_agent=_clip(meta.get("user_agent"), LIMITS["user_agent"]),
@@ -305,6 +307,7 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
     submission_values = {
         "lead_id": lead.id,
         "landing_slug": signup.landing_slug,
+        "landing_variant": signup.landing_variant,
         **signup.utm,
         "referrer": signup.referrer,
         "user_agent": signup.user_agent,

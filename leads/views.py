@@ -17,7 +17,7 @@ from core.formatting import next_business_day
 from core.markdown import render as render_markdown
 from core.markdown import rewrite_blog_links
 from core.slots import Markers, Slots
-from leads import services
+from leads import experiments, services
 from leads.forms import SignupForm, capped, seconds_since, sign_started
 from leads.models import UTM_FIELDS
 from studio.definitions import RESERVED_SLUGS, Campaign
@@ -66,7 +66,7 @@ def _render(campaign: Campaign, form: SignupForm, status: int = 200, notice: str
 
 
 # What differs between two first visits to a landing page; everything else is the same bytes for everyone.
-PAGE_SLOTS = (*UTM_FIELDS, "referrer", "started", "csrf_token")
+PAGE_SLOTS = (*UTM_FIELDS, "referrer", "started", "csrf_token", "landing_variant")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class LandingSkeleton:
 def _landing_form(slug: str, values: Mapping[str, str]) -> SignupForm:
     """A fresh form for this landing page carrying the visit's values (UTM, referrer, start time, token)."""
     form = SignupForm(formdata=None).offer(registry().get(slug).page.interests)
-    for name in (*UTM_FIELDS, "referrer", "started"):
+    for name in (*UTM_FIELDS, "referrer", "started", "landing_variant"):
         getattr(form, name).data = values[name]
     form.landing.data = slug
     if form.meta.csrf:
@@ -98,7 +98,7 @@ def _skeleton(campaign: Campaign, token: str) -> LandingSkeleton | None:
     if current_app.jinja_env.auto_reload:
         return None
     cache: dict[tuple[str, str], LandingSkeleton] = current_app.extensions.setdefault("leads.landing_pages", {})
-    key = (campaign.slug, request.script_root)
+    key = (campaign.slug, request.script_root, campaign.page.headline, campaign.page.intro)
     skeleton = cache.get(key)
     if skeleton is not None and skeleton.campaign is campaign:
         return skeleton
@@ -126,6 +126,12 @@ def landing(slug: str) -> Response:
     values["started"] = sign_started()
     # Also puts the token's secret in the visitor's session, as rendering the form's token field does.
     values["csrf_token"] = generate_csrf() if current_app.config.get("WTF_CSRF_ENABLED", True) else ""
+    # A headline test: this view's variant, counted, and carried back by the form (no cookie).
+    variant = experiments.pick(campaign)
+    values["landing_variant"] = experiments.sign(slug, variant)
+    if variant:
+        experiments.counter().count(slug, variant)
+        campaign = campaign.with_page_variant(variant.rpartition(":")[2])
     # The page is the same for every first visit but for these values: render it once, then fill them in.
     skeleton = _skeleton(campaign, values["csrf_token"])
     if skeleton is None:
@@ -146,10 +152,14 @@ def signup(slug: str) -> Response:
     if form.is_bot:
         log.info("signup on %s dropped by the spam checks", slug)
         return redirect(thank_you, code=303)
+    variant = experiments.read(form.landing_variant.data, campaign)
     if not form.validate():
-        return _render(campaign, form, status=400)
+        # The same headline again: a visitor correcting a field must not see the page change under them.
+        shown = campaign.with_page_variant(variant.rpartition(":")[2]) if variant else campaign
+        return _render(shown, form, status=400)
     meta = {
         **form.tracking(),
+        "landing_variant": variant,
         "landing_slug": slug,
         "user_agent": request.user_agent.string or None,
         "campaign": campaign,

@@ -282,7 +282,9 @@ class Tick:
                     records.append(self.store.delivery_values(row, step.id, "skipped", moment, SKIPPED_CONDITION))
                     self.counts["skipped"] += 1
                 else:
-                    records.append(self.store.delivery_values(row, step.id, "pending", moment, None))
+                    records.append(
+                        self.store.delivery_values(row, step.id, "pending", moment, None, step.variant_for(row.id))
+                    )
                     planned.append((row, campaign, step, lead))
             self.store.record(batch, changes, records, ended_elsewhere)
         jobs = []
@@ -293,7 +295,8 @@ class Tick:
                 self.counts["duplicate"] += 1
                 continue
             ref = DeliveryRef(delivery_id, row.id, lead.email, batch.hashes[lead.id])
-            jobs.append(Job(ref, campaign, step, lead))
+            # The lead's A/B variant of the step (the same one a retry reads back from the delivery row).
+            jobs.append(Job(ref, campaign, step.as_variant(step.variant_for(row.id)), lead))
         return jobs, len(batch.rows)
 
     def compose_step(self, job: Job) -> bool:

@@ -426,7 +426,7 @@ class Store:
             )
 
     def delivery_values(
-        self, row: Row, step_id: str, state: str, moment: datetime, error: str | None
+        self, row: Row, step_id: str, state: str, moment: datetime, error: str | None, variant: str | None = None
     ) -> dict[str, Any]:
         """The delivery row recording a step; `pending` ones are leased to this worker until they are sent."""
         leased = state == "pending"
@@ -437,6 +437,7 @@ class Store:
             "enrollment_id": row.id,
             "campaign_slug": row.campaign_slug,
             "step_id": step_id,
+            "variant": variant,
             "state": state,
             "due_at": row.next_send_at,
             "error": error,

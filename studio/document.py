@@ -21,17 +21,21 @@ from studio.definitions import (
     WEEKDAYS,
     Campaign,
     LandingPage,
+    PageVariant,
     SendWindow,
     Step,
+    Variant,
     _parse_clock,
     parse_duration,
     render_problems,
 )
+from studio.experiments import NAMES
 
 Document = dict[str, Any]
 VALUE_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 MAX_STEPS = 30
 MAX_INTERESTS = 12
+MAX_VARIANTS = 4
 
 
 class Problem(NamedTuple):
@@ -121,6 +125,16 @@ def normalized(document: Document) -> Document:
             "intro": page.get("intro", ""),
             "body": page.get("body", ""),
             "interests": page.get("interests") or default_interests(),
+            # An A/B test of the headline and intro: the page's own is variant A (its weight here), others B-D.
+            "weight": page.get("weight", 1) if page.get("variants") else 1,
+            "variants": [
+                {
+                    "headline": v.get("headline", "") if isinstance(v, dict) else "",
+                    "intro": v.get("intro", "") if isinstance(v, dict) else "",
+                    "weight": v.get("weight", 1) if isinstance(v, dict) else 1,
+                }
+                for v in (page.get("variants") or [])
+            ],
         },
         "steps": [
             {
@@ -131,6 +145,16 @@ def normalized(document: Document) -> Document:
                 "subject": (step or {}).get("subject", ""),
                 "preheader": (step or {}).get("preheader", ""),
                 "body": (step or {}).get("body", ""),
+                # An A/B test of the subject: the step's own is variant A (its weight here), the others B, C, D.
+                "weight": (step or {}).get("weight", 1) if (step or {}).get("variants") else 1,
+                "variants": [
+                    {
+                        "subject": (v or {}).get("subject", "") if isinstance(v, dict) else "",
+                        "preheader": (v or {}).get("preheader", "") if isinstance(v, dict) else "",
+                        "weight": (v or {}).get("weight", 1) if isinstance(v, dict) else 1,
+                    }
+                    for v in ((step or {}).get("variants") or [])
+                ],
             }
             for step in steps
             if isinstance(step, dict) or step is None
@@ -212,6 +236,63 @@ def _interests(raw: Any, problems: list[Problem]) -> tuple[tuple[str, str], ...]
     return tuple(out)
 
 
+def _weight(value: Any, where: str, problems: list[Problem]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        problems.append(Problem(where, f"{value!r} must be a whole number from 1 to 100"))
+        return 1
+    weight = int(value)
+    if not 1 <= weight <= 100:
+        problems.append(Problem(where, f"{weight} must be a whole number from 1 to 100"))
+    return weight
+
+
+def _variants(raw: dict[str, Any], where: str, subject: str, preheader: str, problems: list[Problem]) -> tuple:
+    """The step's A/B variants ('a' is its own subject), checked like the subject itself."""
+    extra = raw["variants"] if isinstance(raw["variants"], list) else []
+    if not extra:
+        return ()
+    if len(extra) > MAX_VARIANTS - 1:
+        problems.append(Problem(f"{where}.variants", f"test at most {MAX_VARIANTS} subjects at once"))
+    found = [Variant("a", subject, preheader, _weight(raw["weight"], f"{where}.weight", problems))]
+    for index, item in enumerate(extra[: MAX_VARIANTS - 1]):
+        at = f"{where}.variants[{index}]"
+        text, pre = _text(item["subject"]), _text(item["preheader"])
+        if not text:
+            problems.append(Problem(f"{at}.subject", "is required"))
+        elif len(text) > 150:
+            problems.append(Problem(f"{at}.subject", "keep it under 150 characters (inboxes cut it anyway)"))
+        elif text == subject and pre == preheader:
+            problems.append(Problem(f"{at}.subject", "is the same as the step's own subject (test something else)"))
+        problems.extend(_render(f"{at}.subject", text))
+        problems.extend(_render(f"{at}.preheader", pre))
+        found.append(Variant(NAMES[index + 1], text, pre, _weight(item["weight"], f"{at}.weight", problems)))
+    return tuple(found)
+
+
+def _page_variants(page: dict[str, Any], problems: list[Problem]) -> tuple:
+    """The page's A/B variants of headline and intro ('a' is its own)."""
+    extra = page["variants"] if isinstance(page["variants"], list) else []
+    if not extra:
+        return ()
+    if len(extra) > MAX_VARIANTS - 1:
+        problems.append(Problem("page.variants", f"test at most {MAX_VARIANTS} headlines at once"))
+    own = (_text(page["headline"]), _text(page["intro"]))
+    found = [PageVariant("a", *own, _weight(page["weight"], "page.weight", problems))]
+    for index, item in enumerate(extra[: MAX_VARIANTS - 1]):
+        at = f"page.variants[{index}]"
+        headline, intro = _text(item["headline"]), _text(item["intro"])
+        if not headline:
+            problems.append(Problem(f"{at}.headline", "is required"))
+        elif len(headline) > 160:
+            problems.append(Problem(f"{at}.headline", "keep it under 160 characters"))
+        elif (headline, intro) == own:
+            problems.append(Problem(f"{at}.headline", "is the same as the page's own headline (test something else)"))
+        if len(intro) > 600:
+            problems.append(Problem(f"{at}.intro", "keep it under 600 characters"))
+        found.append(PageVariant(NAMES[index + 1], headline, intro, _weight(item["weight"], f"{at}.weight", problems)))
+    return tuple(found)
+
+
 def _blog_problems(where: str, markdown: str, posts: set[str] | None) -> list[Problem]:
     if posts is None:
         return []
@@ -264,6 +345,7 @@ def validate_document(document: Document, posts: set[str] | None = None, version
         if len(_text(page_raw[key])) > limit:
             problems.append(Problem(f"page.{key}", f"keep it under {limit} characters"))
     interests = _interests(page_raw["interests"], problems)
+    page_variants = _page_variants(page_raw, problems)
     page_body = str(page_raw["body"] or "")
     problems.extend(_blog_problems("page.body", page_body, posts))
 
@@ -304,6 +386,7 @@ def validate_document(document: Document, posts: set[str] | None = None, version
             problems.append(Problem(f"{where}.body", "the email has no text"))
         problems.extend(_render(f"{where}.subject", subject))
         problems.extend(_render(f"{where}.preheader", preheader))
+        variants = _variants(raw, where, subject, preheader, problems)
         problems.extend(_render(f"{where}.body", body))
         problems.extend(_blog_problems(f"{where}.body", body, posts))
         if len(problems) == before and delay is not None:
@@ -318,6 +401,7 @@ def validate_document(document: Document, posts: set[str] | None = None, version
                     markdown=body,
                     interests=tuple(step_interests),
                     any_time=any_time,
+                    variants=variants,
                 )
             )
     if problems or window is None:
@@ -331,6 +415,7 @@ def validate_document(document: Document, posts: set[str] | None = None, version
         markdown=page_body,
         meta={},
         interests=interests,
+        variants=page_variants,
     )
     campaign = Campaign(
         slug=slug,

@@ -22,8 +22,9 @@ CAMPAIGN_KEYS = frozenset(
 )
 WINDOW_KEYS = frozenset({"days", "start", "end", "timezone"})
 STEP_KEYS = frozenset({"id", "delay", "body", "when", "any_time"})
-PAGE_KEYS = frozenset({"title", "description", "headline", "intro", "interests"})
-EMAIL_KEYS = frozenset({"subject", "preheader"})
+PAGE_KEYS = frozenset({"title", "description", "headline", "intro", "interests", "weight", "variants"})
+EMAIL_KEYS = frozenset({"subject", "preheader", "weight", "variants"})
+EMAIL_FIELDS = frozenset({"subject", "preheader", "body", "weight", "variants"})
 UNKNOWN = "is not a setting campaigns know (check the spelling)"
 
 
@@ -49,9 +50,10 @@ class FileMap:
         if where.startswith("page.") and self.page:
             rest = where.removeprefix("page.")
             return f"{self.page}: {message}" if rest == "body" else f"{self.page}: {rest}: {message}"
-        if step and step.group(2) in {"subject", "preheader", "body"} and int(step.group(1)) in self.emails:
+        if step and step.group(2) in EMAIL_FIELDS and int(step.group(1)) in self.emails:
             file = self.emails[int(step.group(1))]
-            return f"{file}: {message}" if step.group(2) == "body" else f"{file}: {step.group(2)}: {message}"
+            inside = step.group(2) + step.group(3)
+            return f"{file}: {message}" if inside == "body" else f"{file}: {inside}: {message}"
         if step and step.group(2) == "interests":
             where = f"steps[{step.group(1)}].when"
         return f"{self.settings}: {where}: {message}" if where else f"{self.settings}: {message}"
@@ -140,6 +142,9 @@ def read_folder(directory: Path) -> tuple[Document | None, list[str], FileMap]:
             "body": body,
             "interests": meta.get("interests") or default_interests(),
         }
+        if meta.get("variants"):
+            document["page"]["weight"] = meta.get("weight", 1)
+            document["page"]["variants"] = meta["variants"] if isinstance(meta["variants"], list) else []
     steps = raw.get("steps") if raw.get("steps") is not None else []
     if not isinstance(steps, list):
         problems.append(f"{label}: steps: must be a list of steps")
@@ -173,6 +178,9 @@ def read_folder(directory: Path) -> tuple[Document | None, list[str], FileMap]:
                 entry.update(
                     subject=str(meta.get("subject") or ""), preheader=str(meta.get("preheader") or ""), body=body
                 )
+                if meta.get("variants"):
+                    entry["weight"] = meta.get("weight", 1)
+                    entry["variants"] = meta["variants"] if isinstance(meta["variants"], list) else [meta["variants"]]
         document["steps"].append(entry)
     return document, problems, files
 
@@ -245,6 +253,9 @@ def write_folder(document: Document, directory: Path) -> None:
     }
     if page.get("interests") and page["interests"] != default_interests():
         page_meta["interests"] = [{"value": i["value"], "label": i["label"]} for i in page["interests"]]
+    if page.get("variants"):
+        page_meta["weight"] = page.get("weight", 1)
+        page_meta["variants"] = [dict(v) for v in page["variants"]]
     (directory / "page.md").write_text(_front(page_meta, page.get("body", "")), encoding="utf-8")
     steps = []
     for number, step in enumerate(document["steps"], start=1):
@@ -255,9 +266,12 @@ def write_folder(document: Document, directory: Path) -> None:
         if step.get("any_time"):
             entry["any_time"] = True
         steps.append(entry)
-        meta = {"subject": step["subject"]}
+        meta: dict[str, Any] = {"subject": step["subject"]}
         if step.get("preheader"):
             meta["preheader"] = step["preheader"]
+        if step.get("variants"):
+            meta["weight"] = step.get("weight", 1)
+            meta["variants"] = [dict(v) for v in step["variants"]]
         (directory / name).write_text(_front(meta, step.get("body", "")), encoding="utf-8")
     settings = {
         "slug": document["slug"],

@@ -294,6 +294,41 @@ def rollback(session: Session, record: CampaignRecord, number: int, actor: str |
     return published
 
 
+def promote(session: Session, record: CampaignRecord, where: str, name: str, actor: str | None) -> CampaignVersion:
+    """End an A/B test: publish a new version with variant `name` alone ('page' or a step id).
+
+    The draft gets the same change, so edits in progress are kept.
+    """
+    draft = normalized(record.draft)
+    document = _promoted(normalized(live_document(session, record) or record.draft), where, name)
+    published = _publish_document(session, record, document, actor, f"promote variant {name.upper()} of {where}")
+    try:
+        record.draft = _promoted(draft, where, name)
+    except StudioError:
+        record.draft = document  # the draft no longer has that test: it follows the live version
+    record_audit(session, actor, "promote", record.slug, {"where": where, "variant": name})
+    return published
+
+
+def _promoted(document: Document, where: str, name: str) -> Document:
+    names = "abcd"
+    if where == "page":
+        target, fields = document["page"], ("headline", "intro")
+    else:
+        target = next((step for step in document["steps"] if step["id"] == where), None)
+        fields = ("subject", "preheader")
+        if target is None:
+            raise StudioError(f"the live version has no step {where!r}")
+    if not target["variants"] or name not in names[: len(target["variants"]) + 1]:
+        raise StudioError(f"no variant {name.upper()} in this test")
+    if name != "a":
+        chosen = target["variants"][names.index(name) - 1]
+        for key in fields:
+            target[key] = chosen[key]
+    target["variants"], target["weight"] = [], 1
+    return document
+
+
 def archive(session: Session, record: CampaignRecord, actor: str | None) -> None:
     """Take the campaign off the site: its page answers 404 and its sequences stop (like a pause) until restored."""
     if record.archived_at is None:

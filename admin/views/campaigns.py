@@ -12,7 +12,7 @@ from sqlalchemy import select
 from admin.blueprint import PREVIEW_CSP, bp
 from admin.composers import sample_lead
 from admin.forms import ActionForm, PreviewLeadForm
-from admin.queries import STEP_FIGURES, enrollment_counts, step_stats
+from admin.queries import STEP_FIGURES, enrollment_counts, experiment_results, step_stats
 from admin.services import queue_test_send, test_send_addresses
 from core.clock import now
 from core.db import db
@@ -20,6 +20,7 @@ from leads.models import Lead
 from mailer.models import Delivery
 from nurture.composers import compose_step
 from nurture.models import CampaignState
+from studio import services as studio_services
 from studio.definitions import Campaign, Step
 from studio.files import load_campaigns
 from studio.registry import registry
@@ -78,6 +79,7 @@ def campaign_detail(slug: str) -> str:
         state=state,
         action_form=ActionForm(),
         lead_form=PreviewLeadForm(request.args),
+        experiments=experiment_results(db.session, campaign),
     )
 
 
@@ -134,17 +136,44 @@ def _compose(campaign: Campaign, step: Step, lead: Lead) -> tuple[Any, str | Non
         return None, str(exc) or type(exc).__name__
 
 
+def _variant_arg(step: Step) -> str | None:
+    """The subject variant a preview asks for (?variant=b), when the step tests that one."""
+    name = request.args.get("variant", "")
+    return name if any(v.name == name for v in step.variants) else None
+
+
+@bp.post("/campaigns/<slug>/experiments/<where>/promote")
+def experiment_promote(slug: str, where: str) -> Response:
+    """Publish a new version with the winning variant alone, when the rule says there is a winner."""
+    campaign = _campaign(slug)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    result = next((r for r in experiment_results(db.session, campaign) if r.where == where), None)
+    if result is None:
+        abort(404)
+    if result.verdict.winner is None:
+        flash("Not promoted: the test is not sure of a winner yet. " + result.verdict.words, "error")
+        return redirect(url_for("admin.campaign_detail", slug=slug, _anchor="experiments"))
+    with db.write_transaction() as s:
+        record = studio_services.get_record(s, slug)
+        version = studio_services.promote(s, record, where, result.verdict.winner, current_user.email)
+    flash(f"Variant {result.verdict.winner.upper()} promoted: version {version.number} is live.", "success")
+    return redirect(url_for("admin.campaign_detail", slug=slug, _anchor="experiments"))
+
+
 @bp.get("/campaigns/<slug>/steps/<step_id>/preview")
 def step_preview(slug: str, step_id: str) -> str:
     """Subject, preheader, HTML (in a sandboxed frame) and text of a step for the sample or a chosen lead."""
     campaign = _campaign(slug)
     step = _step(campaign, step_id)
+    variant = _variant_arg(step)
     lead, warning = _preview_lead(request.args.get("lead", ""))
-    message, error = _compose(campaign, step, lead)
+    message, error = _compose(campaign, step.as_variant(variant), lead)
     return render_template(
         "admin/preview.html",
         campaign=campaign,
         step=step,
+        variant=variant,
         lead=lead,
         warning=warning,
         message=message,
@@ -162,7 +191,7 @@ def step_preview_html(slug: str, step_id: str) -> Response:
     campaign = _campaign(slug)
     step = _step(campaign, step_id)
     lead, _ = _preview_lead(request.args.get("lead", ""))
-    message, error = _compose(campaign, step, lead)
+    message, error = _compose(campaign, step.as_variant(_variant_arg(step)), lead)
     body = message.html if message is not None else str(Markup("<p>{}</p>").format(error))
     response = make_response(body)
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
@@ -183,9 +212,13 @@ def step_test_send(slug: str, step_id: str) -> Response:
     if to not in test_send_addresses(user):
         flash(f"Not sent: {to[:80]} is not a staff address for test sends (add it to TEST_SEND_EMAILS).", "error")
         return redirect(url_for("admin.step_preview", slug=slug, step_id=step.id))
+    # An A/B test: one test email per variant, so every subject is seen before it goes to leads.
+    variants = [f"{step.experiment}:{v.name}" for v in step.variants] or [None]
     with db.write_transaction() as s:
-        queue_test_send(s, campaign.slug, step.id, user, to)
-    flash(f"Test of “{step.subject}” queued for {to}; the worker sends it within seconds.", "success")
+        for variant in variants:
+            queue_test_send(s, campaign.slug, step.id, user, to, variant)
+    what = f"{len(variants)} tests (one per subject variant)" if len(variants) > 1 else f"Test of “{step.subject}”"
+    flash(f"{what} queued for {to}; the worker sends it within seconds.", "success")
     if request.form.get("back") == "preview":
         return redirect(url_for("admin.step_preview", slug=slug, step_id=step.id))
     return redirect(url_for("admin.campaign_detail", slug=slug))

@@ -260,3 +260,19 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client):
     assert response.status_code in (302, 400)
     with client.application.app_context():
         assert services.get_record(db.session, "x") is None
+
+
+def test_odd_input_never_answers_500(marketer, app):
+    _, data = editor(marketer, SLUG)
+    assert marketer.get("/admin/campaigns/no-such-campaign/edit").status_code == 404
+    assert save(marketer, SLUG, {**data, "base_revision": ["x"]}).status_code == 400
+    odd = {**data, "steps[999].id": ["x"], "page.interests[5000].value": ["y"], "send_window.days": ["funday"]}
+    assert save(marketer, SLUG, odd, action="explode:9").status_code == 302
+    assert save(marketer, SLUG, editor(marketer, SLUG)[1], action="remove:99").status_code == 302
+    for query in ("show=nope", "tz=Nowhere/Else&signup=2026-11-27T18:30", "signup=2026-13-45T99:99", "lead=999999"):
+        assert marketer.get(f"/admin/campaigns/{SLUG}/draft?{query}").status_code == 200, query
+    assert marketer.client.get(f"/admin/campaigns/{SLUG}/draft/email/nope.html").status_code == 404
+    flashed = marketer.post(f"/admin/campaigns/{SLUG}/history/77/rollback", follow_redirects=True)
+    assert "version 77 does not exist" in flashed.get_data(as_text=True)
+    assert marketer.post(f"/admin/campaigns/{SLUG}/publish", {"revision": "abc"}).status_code == 302
+    assert stored(app, SLUG)["versions"] == 1

@@ -392,6 +392,7 @@ def campaign_draft_preview(slug: str) -> tuple[str, int]:
         plan=plan,
         tl_error=tl_error,
         tl_zone=zone,
+        delays={str(s.get("id")): str(s.get("delay")) for s in normalized(record.draft)["steps"]},
     )
     return html, 200
 

@@ -1,17 +1,17 @@
-"""Campaigns: step statistics, pause and resume, previews, test sends, and the validation of the files."""
+"""Campaigns: the list, step statistics, pause and resume, previews and test sends of the live version."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
 from admin.blueprint import PREVIEW_CSP, bp
 from admin.composers import sample_lead
-from admin.forms import ActionForm, PreviewLeadForm
+from admin.forms import ActionForm, NewCampaignForm, PreviewLeadForm
 from admin.queries import STEP_FIGURES, enrollment_counts, experiment_results, step_stats
 from admin.services import queue_test_send, test_send_addresses
 from core.clock import now
@@ -22,7 +22,6 @@ from nurture.composers import compose_step
 from nurture.models import CampaignState
 from studio import services as studio_services
 from studio.definitions import Campaign, Step
-from studio.files import load_campaigns
 from studio.registry import registry
 
 
@@ -46,16 +45,26 @@ def _rate(part: int, whole: int) -> str:
 
 @bp.get("/campaigns")
 def campaigns() -> str:
-    """Every campaign with its enrollment counts and pause state, and problems in the files on disk."""
-    _, problems = load_campaigns(current_app.config["CAMPAIGNS_DIR"])
+    """Every campaign with its draft status, enrollment counts and pause state; new, duplicate, archive."""
+    return campaigns_page()
+
+
+def campaigns_page(new_form: NewCampaignForm | None = None) -> str:
+    """The campaigns list (with the New form's errors when it was refused)."""
+    from admin.views.studio import studio_rows  # the studio's views import this module's preview helpers
+
+    rows, archived = studio_rows()
     states = {s.slug: s for s in db.session.scalars(select(CampaignState))}
+    live = registry()
     return render_template(
         "admin/campaigns.html",
-        campaigns=registry().all(),
+        rows=rows,
+        archived=archived,
+        live={row["record"].slug: live.get(row["record"].slug) for row in rows},
         counts=enrollment_counts(db.session),
         states=states,
-        problems=problems,
         action_form=ActionForm(),
+        new_form=new_form or NewCampaignForm(formdata=None),
     )
 
 

@@ -184,6 +184,7 @@ def document_from_form(form: MultiDict, slug: str) -> Document:
                 "subject": _text(form, f"{where}.subject", 400),
                 "preheader": _text(form, f"{where}.preheader", 400),
                 "body": _text(form, f"{where}.body"),
+                **_variants_from_form(form, where, ("subject", "preheader")),
             }
         )
     return {
@@ -205,9 +206,27 @@ def document_from_form(form: MultiDict, slug: str) -> Document:
             "intro": _text(form, "page.intro", 2000),
             "body": _text(form, "page.body"),
             "interests": interests,
+            **_variants_from_form(form, "page", ("headline", "intro")),
         },
         "steps": steps,
     }
+
+
+def _variants_from_form(form: MultiDict, where: str, fields: tuple[str, str]) -> dict[str, Any]:
+    """An A/B test's extra variants as posted (a variant whose first field is empty is dropped)."""
+    variants = []
+    for index in range(3):
+        at = f"{where}.variants[{index}]"
+        values = {key: _text(form, f"{at}.{key}", 2000).strip() for key in fields}
+        if values[fields[0]]:
+            variants.append({**values, "weight": _number(_text(form, f"{at}.weight", 10))})
+    return {"weight": _number(_text(form, f"{where}.weight", 10)) if variants else 1, "variants": variants}
+
+
+def _number(text: str) -> int | str:
+    """A typed weight as a number when it is one (else as typed, so the checker names the problem)."""
+    text = text.strip() or "1"
+    return int(text) if text.isdigit() and len(text) < 6 else text
 
 
 def _blank_step(doc: Document) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Never log names, emails or interests here; ids only.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -166,3 +167,31 @@ def connect() -> None:
     signals.lead_status_changed.connect(on_status_changed)
     signals.lead_unsubscribed.connect(on_unsubscribed)
     signals.lead_erased.connect(on_erased)
+
+
+def remove_from_sequence(session: Session, enrollment: Enrollment) -> bool:
+    """Staff take a lead out of a sequence: nothing more of it is sent (unsent steps are skipped)."""
+    if enrollment.state not in ("pending", "active"):
+        return False
+    return end_enrollments(session, enrollment.lead_id, "removed by staff", slugs=(enrollment.campaign_slug,)) > 0
+
+
+def move_to_step(session: Session, enrollment: Enrollment, campaign: Campaign, step_id: str, lead: Lead) -> datetime:
+    """Staff move a lead in a sequence (or back into a finished one): `step_id` is its next email, due now (within
+    the send window unless the step goes any time). A step it was already sent is never sent again."""
+    index = next((i for i, step in enumerate(campaign.steps) if step.id == step_id), None)
+    if index is None:
+        raise ValueError(f"{campaign.slug} has no step {step_id!r}")
+    if enrollment.state not in ("active", "completed"):
+        raise ValueError("only a running or finished sequence can be moved (a lead who left is not brought back)")
+    moment = now()
+    step = campaign.steps[index]
+    due = due_at(moment, replace(step, delay=timedelta(0)), campaign.window, lead.timezone, time_scale())
+    enrollment.state = "active"
+    enrollment.next_step = index
+    enrollment.last_step_id = campaign.steps[index - 1].id if index > 0 else None
+    enrollment.next_send_at = due
+    enrollment.ended_at = None
+    enrollment.lease_owner = enrollment.lease_until = None
+    log.info("enrollment %s moved to step %s by staff", enrollment.id, step_id)
+    return due

@@ -18,6 +18,7 @@ from core import signals
 from core.clock import now
 from leads.models import Lead
 from mailer.models import Delivery
+from nurture import wake
 from nurture.models import Enrollment
 from nurture.schedule import due_at
 from studio.definitions import Campaign
@@ -79,6 +80,7 @@ def enroll(session: Session, lead: Lead, campaign: Campaign) -> Enrollment:
         activate(enrollment, campaign, lead, moment)
         session.add(enrollment)
     session.flush()
+    wake_if_due(session, enrollment, moment)
     log.info("enrollment %s created for lead %s in %s (%s)", enrollment.id, lead.id, campaign.slug, enrollment.state)
     return enrollment
 
@@ -90,6 +92,12 @@ def activate(enrollment: Enrollment, campaign: Campaign, lead: Lead, moment: dat
     enrollment.state = "active" if enrollment.next_send_at is not None else "completed"
     if enrollment.state == "completed":
         enrollment.ended_at = moment
+
+
+def wake_if_due(session: Session, enrollment: Enrollment, moment: datetime) -> None:
+    """Wake the worker after commit when this enrollment has mail due now (a welcome, a confirmation)."""
+    if enrollment.state == "pending" or (enrollment.next_send_at is not None and enrollment.next_send_at <= moment):
+        wake.soon(session)
 
 
 def end_enrollments(session: Session, lead_id: int, reason: str, *, slugs: tuple[str, ...] | None = None) -> int:

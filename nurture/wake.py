@@ -21,12 +21,13 @@ from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "nurture_due"
 _MARK = "nurture_wake"
+_COMMITTED = "nurture_wake_committed"
 # sun_path holds 108 bytes on Linux; a longer path gets an abstract-namespace name derived from it.
 _MAX_SOCKET_PATH = 100
 _sender: socket.socket | None = None
@@ -40,12 +41,22 @@ def soon(session: Session) -> None:
 
 def _after_commit(session: Session) -> None:
     if session.info.pop(_MARK, False):
-        bind = session.get_bind()
-        notify(bind if isinstance(bind, Engine) else bind.engine)
+        session.info[_COMMITTED] = True
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(_MARK, None)
+    session.info.pop(_COMMITTED, None)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # Here the session's connection is back in the pool: the NOTIFY never needs a second one at once.
+    if transaction.parent is None and session.info.pop(_COMMITTED, False):
+        try:
+            bind = session.get_bind()
+        except Exception:  # noqa: BLE001 - the commit is done; a lost wake-up only costs a tick
+            return
+        notify(bind if isinstance(bind, Engine) else bind.engine)
 
 
 def connect() -> None:
@@ -53,6 +64,7 @@ def connect() -> None:
     if not event.contains(Session, "after_commit", _after_commit):
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
 
 
 def socket_address(url: URL) -> str | None:

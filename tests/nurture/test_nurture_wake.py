@@ -163,3 +163,35 @@ def test_the_wake_up_carries_no_lead_data(app, backend, database_url):
             receiver.close()
             if not address.startswith("\0"):
                 Path(address).unlink(missing_ok=True)
+
+
+def failed_signup() -> None:
+    """A transaction that records due work, then fails and rolls back."""
+    with db.write_transaction() as session:
+        wake.soon(session)
+        raise RuntimeError("the signup failed")
+
+
+def test_a_rolled_back_or_unmarked_transaction_wakes_no_one(app):
+    received: list[str] = []
+    with app.app_context():
+        listener = wake.Listener(db.engine, lambda: received.append("woken"), poll_seconds=0.2)
+    assert listener.start()
+    try:
+        assert listener.ready.wait(10)
+        with app.app_context():
+            with pytest.raises(RuntimeError):
+                failed_signup()
+            with db.write_transaction():
+                pass  # a commit with nothing due
+        time.sleep(1)  # a wake-up sent by mistake arrives within milliseconds
+        assert received == []
+        with app.app_context(), db.write_transaction() as session:
+            wake.soon(session)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not received:
+            assert time.monotonic() < deadline, "no wake-up arrived"
+            time.sleep(0.02)
+    finally:
+        listener.close()
+    assert received == ["woken"]

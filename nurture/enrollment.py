@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from core import signals
 from core.clock import now
 from leads.models import Lead
+from mailer import wake
 from mailer.models import Delivery
-from nurture import wake
 from nurture.models import Enrollment
 from nurture.schedule import due_at
 from studio.definitions import Campaign

@@ -16,9 +16,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from core.db import db
+from mailer.wake import Listener
 from nurture.dispatch import describe, tick
 from nurture.store import worker_identity
-from nurture.wake import Listener
 
 log = logging.getLogger(__name__)
 # Idle ticks are not logged; this often a line says the worker is still there.

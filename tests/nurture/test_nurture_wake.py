@@ -16,8 +16,8 @@ from sqlalchemy.engine import make_url
 
 from core.db import db, make_engine
 from leads.models import Lead
+from mailer import wake
 from mailer.models import Delivery
-from nurture import wake
 from tests.fakes.senders import RecordingSender, run_tick, use_sender
 from tests.support.forms import Visitor
 
@@ -195,3 +195,25 @@ def test_a_rolled_back_or_unmarked_transaction_wakes_no_one(app):
     finally:
         listener.close()
     assert received == ["woken"]
+
+
+def test_a_signup_without_email_consent_still_wakes_the_worker_for_the_front_desk_alert(app):
+    """No welcome is due, but the intake alert to the front desk is: it leaves at once too."""
+    app.config["INTAKE_EMAILS"] = ["frontdesk@clinic.example"]
+    received: list[str] = []
+    with app.app_context():
+        listener = wake.Listener(db.engine, lambda: received.append("woken"), poll_seconds=0.2)
+    assert listener.start()
+    try:
+        assert listener.ready.wait(10)
+        response = Visitor(app.test_client()).submit(without=("email_consent",), email="noconsent@example.org")
+        assert response.status_code == 303
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not received:
+            assert time.monotonic() < deadline, "no wake-up arrived"
+            time.sleep(0.02)
+    finally:
+        listener.close()
+    with app.app_context():
+        kinds = db.session.scalars(select(Delivery.kind)).all()
+    assert kinds == ["intake_alert"]

@@ -1,4 +1,4 @@
-"""Wake the nurture worker as soon as due work is committed, instead of at its next tick.
+"""Wake the nurture worker as soon as due mail is recorded and committed, instead of at its next tick.
 
 The web side marks its session (`soon`); once that session commits, one empty notification goes out:
 PostgreSQL `NOTIFY nurture_due`, or for SQLite a datagram on a unix socket next to the database file (web and

@@ -9,7 +9,7 @@ RUN_TIME_SCALE ?= 1440
 # uses this made-up one unless CLINIC_POSTAL_ADDRESS is set; production never uses `make run` and sets the real one.
 DEMO_POSTAL_ADDRESS := DEMO ONLY, not a real address: NexGenEsis Healthcare, 1 Example Street, Springfield, ZZ 00000
 
-.PHONY: run run-env test node-tools lint install dev-install bench bench-welcome bench-nurture bench-admin migrations-reset clean
+.PHONY: run run-env test node-tools lint install dev-install bench bench-welcome bench-nurture bench-dispatch bench-admin migrations-reset clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,12 @@ dev-install: $(VENV)/.dev-installed
 run run-env: export NURTURE_TIME_SCALE = $(RUN_TIME_SCALE)
 run run-env: export CLINIC_POSTAL_ADDRESS ?= $(DEMO_POSTAL_ADDRESS)
 
-# Campaign files are checked first: a broken one stops here with one line per problem.
+# Campaign files are checked first: a broken one stops here with one line per problem. The shipped campaigns are
+# imported and published on the first start only (--if-new): what the marketing team changed in the admin stays.
 run: install
 	@$(BIN)/flask campaigns validate
 	@LOG_LEVEL=WARNING $(BIN)/flask db upgrade
+	@LOG_LEVEL=WARNING $(BIN)/flask campaigns import --publish --if-new
 	@$(BIN)/flask demo setup
 	$(BIN)/honcho start -f Procfile
 
@@ -73,6 +75,9 @@ bench-welcome: dev-install
 
 bench-nurture: dev-install
 	$(BIN)/python -m bench.nurture
+
+bench-dispatch: dev-install
+	$(BIN)/python -m bench.nurture dispatch
 
 bench-admin: dev-install
 	$(BIN)/python -m bench.admin

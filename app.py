@@ -24,7 +24,15 @@ from core import clock, extensions, formatting
 from core.db import db
 
 # Models of every package must be imported before the metadata is used (migrations, create_all).
-MODEL_MODULES = ("leads.models", "mailer.models", "nurture.models", "admin.models", "public.models", "alerts.models")
+MODEL_MODULES = (
+    "studio.models",
+    "leads.models",
+    "mailer.models",
+    "nurture.models",
+    "admin.models",
+    "public.models",
+    "alerts.models",
+)
 
 
 def load_models() -> None:

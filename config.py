@@ -68,6 +68,8 @@ class Config:
         self.CLINIC_PHONE = e.get("CLINIC_PHONE", "")
         self.CLINIC_TIMEZONE = e.get("CLINIC_TIMEZONE", "America/Denver")
         self.CAMPAIGNS_DIR = e.get("CAMPAIGNS_DIR", str(BASE_DIR / "campaigns"))
+        # How often each process asks the database whether a campaign was published (one tiny query).
+        self.CONTENT_REFRESH_SECONDS = e.number("CONTENT_REFRESH_SECONDS", default=2.0)
         self.BLOG_DIR = e.get("BLOG_DIR", str(BASE_DIR / "content" / "blog"))
         self.DEFAULT_PHONE_REGION = e.get("DEFAULT_PHONE_REGION", "US").upper()
         # The brand in emails (site settings move into the admin later): a logo image and one colour.
@@ -109,6 +111,11 @@ class Config:
         self.NURTURE_LEASE_SECONDS = e.number("NURTURE_LEASE_SECONDS", kind=int, default=120)
         self.NURTURE_TIME_SCALE = e.number("NURTURE_TIME_SCALE", default=1.0)
         self.NURTURE_MAX_ATTEMPTS = e.number("NURTURE_MAX_ATTEMPTS", kind=int, default=5)
+        self.NURTURE_CONCURRENCY = e.number("NURTURE_CONCURRENCY", kind=int, default=8)
+        if self.NURTURE_CONCURRENCY < 1:
+            raise ConfigError(
+                f"NURTURE_CONCURRENCY: {self.NURTURE_CONCURRENCY} must be at least 1 (1 sends one at a time)"
+            )
 
         # Integrations.
         self.BOOKING_API_TOKEN = e.get("BOOKING_API_TOKEN", "")

@@ -23,5 +23,6 @@ def compose_test_delivery(delivery: Delivery) -> Message:
     if campaign is None or step is None:
         raise ComposeError(f"test delivery #{delivery.id}: no step {delivery.campaign_slug}/{delivery.step_id}")
     message = compose_step(campaign, step, sample_lead(), delivery)
-    message.subject = f"[Test] {message.subject}"
+    name = (delivery.variant or "").rpartition(":")[2]
+    message.subject = f"[Test {name.upper()}] {message.subject}" if name else f"[Test] {message.subject}"
     return message

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Optional
 
 from admin.models import ROLES
 from leads.models import STATUSES
@@ -81,3 +90,38 @@ class PasswordForm(FlaskForm):
     password2 = PasswordField(
         "Repeat the password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
     )
+
+
+class NewCampaignForm(FlaskForm):
+    """A new campaign: its address and its name (everything else starts from a template)."""
+
+    slug = StringField(
+        "Address of the landing page (/slug)",
+        validators=[DataRequired(message="is required"), Length(max=80)],
+        description="lowercase letters, digits and dashes, e.g. hair-restoration-prp",
+    )
+    name = StringField("Name", validators=[DataRequired(message="is required"), Length(max=120)])
+
+
+class DuplicateForm(NewCampaignForm):
+    """A copy of a campaign under a new address and name."""
+
+
+class PublishForm(FlaskForm):
+    """Publish the draft revision the marketer reviewed, with an optional note."""
+
+    revision = HiddenField()
+    note = StringField("Note for the history (optional)", validators=[Length(max=200)])
+
+
+class TimelineForm(FlaskForm):
+    """The timeline simulator: when a visitor signs up, where, and what they are interested in (a GET form)."""
+
+    class Meta:
+        csrf = False
+
+    signup = DateTimeLocalField(
+        "Signs up at (their local time; empty: now)", format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
+    tz = StringField("Their time zone", validators=[Length(max=80)])
+    interest = SelectField("Area of interest", choices=[], validate_choice=True)

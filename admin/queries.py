@@ -14,13 +14,15 @@ from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, sele
 from sqlalchemy.orm import Session
 
 from core.formatting import local_text, plural
-from leads.models import INTERESTS, STATUSES, Lead, Submission
+from leads.models import INTERESTS, STATUSES, Lead, StatusChange, Submission, VariantView
 from mailer.health import stale_batches, stale_note
 from mailer.ledger import provider_pause
 from mailer.models import Delivery, ProviderEvent
 from nurture.health import last_heartbeat, worker_stopped
 from nurture.models import Enrollment
 from public.models import PageView
+from studio.definitions import Campaign, Step
+from studio.experiments import Arm, Verdict, verdict
 from studio.registry import registry
 
 PER_PAGE = 50
@@ -557,6 +559,7 @@ def step_stats(session: Session, slug: str) -> dict[str, dict[str, int]]:
     Nurture deliveries only. `waiting` counts the leads this step is next for now: active enrollments scheduled
     for it, plus its deliveries queued or retrying.
     """
+
     def n(condition: Any) -> Any:
         return func.sum(case((condition, 1), else_=0))
 
@@ -618,3 +621,129 @@ def provider_events_for(session: Session, delivery_ids: list[int]) -> dict[int, 
     for event in session.scalars(stmt):
         out.setdefault(event.delivery_id, []).append(event)
     return out
+
+
+@dataclass
+class VariantRow:
+    """One variant's figures in an A/B test."""
+
+    name: str
+    text: str
+    weight: int
+    figures: dict[str, int]
+    interval: tuple[float, float]
+    best: float
+
+
+@dataclass
+class ExperimentResult:
+    """A running A/B test: what is tested, each variant's figures, and the verdict (studio.experiments)."""
+
+    where: str  # "page" or a step id
+    label: str
+    metric: str
+    unit: str
+    rows: list[VariantRow]
+    verdict: Verdict
+
+
+def _email_experiment(session: Session, campaign: Campaign, step: Step) -> ExperimentResult:
+    def n(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    prefix = f"{step.experiment}:"
+    rows = session.execute(
+        select(
+            Delivery.variant,
+            n(Delivery.sent_at.is_not(None)),
+            n(Delivery.delivered_at.is_not(None)),
+            n(Delivery.opened_at.is_not(None)),
+            n(Delivery.clicked_at.is_not(None)),
+            n(Delivery.unsubscribed_at.is_not(None)),
+        )
+        .where(
+            Delivery.campaign_slug == campaign.slug,
+            Delivery.step_id == step.id,
+            Delivery.variant.like(prefix + "%"),
+        )
+        .group_by(Delivery.variant)
+    )
+    names = ("sent", "delivered", "opened", "clicked", "unsubscribed", "booked")
+    found = {
+        str(v).removeprefix(prefix): dict(zip(names, (*(int(x or 0) for x in xs), 0), strict=True)) for v, *xs in rows
+    }
+    # Booked within 30 days of the send: compared in Python (date arithmetic differs between the databases).
+    sent = session.execute(
+        select(Delivery.variant, Delivery.lead_id, Delivery.sent_at).where(
+            Delivery.campaign_slug == campaign.slug,
+            Delivery.step_id == step.id,
+            Delivery.variant.like(prefix + "%"),
+            Delivery.sent_at.is_not(None),
+        )
+    ).all()
+    bookings: dict[int, list[datetime]] = {}
+    lead_ids = {lead_id for _, lead_id, _ in sent if lead_id is not None}
+    for start in range(0, len(lead_ids), 1000):
+        chunk = list(lead_ids)[start : start + 1000]
+        for lead_id, at in session.execute(
+            select(StatusChange.lead_id, StatusChange.created_at).where(
+                StatusChange.lead_id.in_(chunk), StatusChange.new_status == "booked"
+            )
+        ):
+            bookings.setdefault(lead_id, []).append(at)
+    for variant, lead_id, sent_at in sent:
+        if any(sent_at <= at <= sent_at + timedelta(days=30) for at in bookings.get(lead_id, ())):
+            found.setdefault(str(variant).removeprefix(prefix), dict.fromkeys(names, 0))["booked"] += 1
+    arms = [
+        Arm(v.name, found.get(v.name, {}).get("sent", 0), found.get(v.name, {}).get("clicked", 0))
+        for v in step.variants
+    ]
+    decided = verdict(arms, unit="sends")
+    table = [
+        VariantRow(
+            v.name,
+            v.subject,
+            v.weight,
+            found.get(v.name, dict.fromkeys(names, 0)),
+            decided.intervals[v.name],
+            decided.best[v.name],
+        )
+        for v in step.variants
+    ]
+    return ExperimentResult(step.id, f"Email {step.index + 1}: subject", "clicked per sent", "sends", table, decided)
+
+
+def _page_experiment(session: Session, campaign: Campaign) -> ExperimentResult:
+    prefix = f"{campaign.page.experiment}:"
+    views = dict(
+        session.execute(
+            select(VariantView.variant, func.sum(VariantView.views))
+            .where(VariantView.landing_slug == campaign.slug, VariantView.variant.like(prefix + "%"))
+            .group_by(VariantView.variant)
+        ).all()
+    )
+    signups = dict(
+        session.execute(
+            select(Submission.landing_variant, func.count())
+            .where(Submission.landing_slug == campaign.slug, Submission.landing_variant.like(prefix + "%"))
+            .group_by(Submission.landing_variant)
+        ).all()
+    )
+    arms, figures = [], {}
+    for v in campaign.page.variants:
+        key = prefix + v.name
+        figures[v.name] = {"views": int(views.get(key) or 0), "signups": int(signups.get(key) or 0)}
+        arms.append(Arm(v.name, figures[v.name]["views"], figures[v.name]["signups"]))
+    decided = verdict(arms, unit="page views")
+    table = [
+        VariantRow(v.name, v.headline, v.weight, figures[v.name], decided.intervals[v.name], decided.best[v.name])
+        for v in campaign.page.variants
+    ]
+    return ExperimentResult("page", "Landing page: headline", "signups per view", "page views", table, decided)
+
+
+def experiment_results(session: Session, campaign: Campaign) -> list[ExperimentResult]:
+    """Every A/B test the live version of this campaign runs (its headline, then each step's subject)."""
+    results = [_page_experiment(session, campaign)] if campaign.page.variants else []
+    results += [_email_experiment(session, campaign, step) for step in campaign.steps if step.variants]
+    return results

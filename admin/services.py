@@ -265,7 +265,9 @@ def test_send_addresses(user: User) -> list[str]:
     return list(dict.fromkeys([user.email.lower(), *listed]))
 
 
-def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: User, to: str | None = None) -> Delivery:
+def queue_test_send(
+    session: Session, campaign_slug: str, step_id: str, user: User, to: str | None = None, variant: str | None = None
+) -> Delivery:
     """Record a test delivery of a step to a staff address (the user's own by default); the worker sends it.
 
     Only the addresses of test_send_addresses() are accepted: a test never goes to a lead.
@@ -280,6 +282,7 @@ def queue_test_send(session: Session, campaign_slug: str, step_id: str, user: Us
         lead_id=None,
         campaign_slug=campaign_slug,
         step_id=step_id,
+        variant=variant,
         recipient=recipient,
         state="pending",
         due_at=moment,

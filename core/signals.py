@@ -26,3 +26,7 @@ lead_confirmed = _events.signal("lead-confirmed")
 #: None). Each package clears its own rows about the lead (in the session) and its copies kept outside the
 #: database (files may go before the commit).
 lead_erased = _events.signal("lead-erased")
+
+#: A campaign version was published (or an old one published again). kwargs: session, old (the campaign that was
+#: live, or None), new (the campaign now live), moment. Receivers adjust leads already in its sequence.
+campaign_published = _events.signal("campaign-published")

@@ -11,6 +11,7 @@ from leads.models import Lead
 
 leads_cli = AppGroup("leads", help="Export and erase leads.")
 
+
 @leads_cli.command("erase")
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -141,6 +141,8 @@ class SignupForm(FlaskForm):
     utm_content = HiddenField(filters=[capped(100)])
     referrer = HiddenField(filters=[capped(1000)])
     landing = HiddenField(filters=[capped(64)])
+    # The headline variant this page view showed, signed (leads.experiments); empty when nothing is tested.
+    landing_variant = HiddenField(filters=[capped(400)])
     # Filled by optional JavaScript with the browser's IANA zone; anything else is ignored.
     tz = HiddenField(filters=[capped(64)])
     started = HiddenField(filters=[capped(200)])
@@ -150,9 +152,15 @@ class SignupForm(FlaskForm):
         render_kw={"class": "hp-field", "tabindex": "-1", "autocomplete": "off"},
     )
 
+    def offer(self, interests: tuple[tuple[str, str], ...]) -> SignupForm:
+        """Ask about this campaign's areas of interest (a hair page never asks about knees)."""
+        self.interest.choices = {"": "Choose one", **dict(interests)}
+        return self
+
     def validate_interest(self, field: SelectField) -> None:
         """Only the listed areas."""
-        if field.data not in INTERESTS:
+        offered = dict(field.choices) if isinstance(field.choices, dict) else dict(field.choices or [])
+        if not field.data or field.data not in offered:
             raise ValidationError("Please choose the area you would like to talk about.")
 
     def validate_email(self, field: EmailField) -> None:

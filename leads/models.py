@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.clock import now
@@ -77,6 +77,8 @@ class Submission(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
     landing_slug: Mapped[str] = mapped_column(String(64), index=True)
+    # The headline variant of the page view that led here ('<experiment>:b'), carried back in a signed field.
+    landing_variant: Mapped[str | None] = mapped_column(String(16))
     utm_source: Mapped[str | None] = mapped_column(String(100))
     utm_medium: Mapped[str | None] = mapped_column(String(100))
     utm_campaign: Mapped[str | None] = mapped_column(String(100))
@@ -144,3 +146,16 @@ class Note(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class VariantView(Base):
+    """Views of one landing page's headline variant on one day: the denominator of a headline test."""
+
+    __tablename__ = "variant_views"
+    __table_args__ = (UniqueConstraint("day", "landing_slug", "variant"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    landing_slug: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(16))
+    views: Mapped[int] = mapped_column(Integer, default=0)

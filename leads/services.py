@@ -38,6 +38,7 @@ from leads.models import (
     StatusChange,
     Submission,
 )
+from studio.registry import registry
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,7 @@ def source_for(utm_source: str | None, referrer: str | None) -> str:
 def _campaign_for(slug: str | None) -> Any:
     if not slug or not has_app_context():
         return None
-    campaigns = current_app.extensions.get("campaigns")
-    return campaigns.get(slug) if campaigns is not None else None
+    return registry().get(slug) if "campaigns" in current_app.extensions else None
 
 
 @lru_cache(maxsize=4)
@@ -196,12 +196,20 @@ class Signup:
     privacy_ack: bool
     timezone: str | None
     landing_slug: str
+    landing_variant: str | None
     utm: dict[str, str | None]
     referrer: str | None
     user_agent: str | None
     source: str
     consent_source: str
     campaign: Any
+
+
+def _interest(value: Any, slug: str) -> str | None:
+    """The area of interest when it is one the campaign's form offers (the clinic's list without a campaign)."""
+    campaign = _campaign_for(slug)
+    offered = dict(campaign.page.interests) if campaign is not None else INTERESTS
+    return value if isinstance(value, str) and value in offered else None
 
 
 def prepare_signup(data: Mapping[str, Any], meta: Mapping[str, Any]) -> Signup:
@@ -216,13 +224,14 @@ def prepare_signup(data: Mapping[str, Any], meta: Mapping[str, Any]) -> Signup:
         first_name=_clip(data.get("first_name"), LIMITS["first_name"]),
         last_name=_clip(data.get("last_name"), LIMITS["last_name"]),
         phone=phone,
-        interest=data.get("interest") if data.get("interest") in INTERESTS else None,
+        interest=_interest(data.get("interest"), slug),
         preferred_contact=preferred if preferred in CONTACT_METHODS else "email",
         message=(strip_bidi(str(data.get("message") or "")).strip()[:MESSAGE_MAX]) or None,
         consented=bool(data.get("email_consent")),
         privacy_ack=bool(data.get("privacy_ack", True)),
         timezone=valid_timezone(data.get("timezone")) or timezone_for_phone(phone),
         landing_slug=slug,
+        landing_variant=_clip(meta.get("landing_variant"), 16),
         utm=utm,
         referrer=referrer,
         user_agent=_clip(meta.get("user_agent"), LIMITS["user_agent"]),
@@ -298,6 +307,7 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
     submission_values = {
         "lead_id": lead.id,
         "landing_slug": signup.landing_slug,
+        "landing_variant": signup.landing_variant,
         **signup.utm,
         "referrer": signup.referrer,
         "user_agent": signup.user_agent,

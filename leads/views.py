@@ -15,8 +15,9 @@ from core.db import db
 from core.extensions import limiter
 from core.formatting import next_business_day
 from core.markdown import render as render_markdown
+from core.markdown import rewrite_blog_links
 from core.slots import Markers, Slots
-from leads import services
+from leads import experiments, services
 from leads.forms import SignupForm, capped, seconds_since, sign_started
 from leads.models import UTM_FIELDS
 from studio.definitions import RESERVED_SLUGS, Campaign
@@ -46,7 +47,9 @@ def _page_html(campaign: Campaign) -> Markup:
     entry = cache.get(campaign.slug)
     # Identity, not equality: a reloaded registry brings new Campaign objects and so a fresh render.
     if entry is None or entry[0] is not campaign:
-        entry = (campaign, render_markdown(campaign.page.markdown))
+        # `blog:<slug>` links work on pages as in emails: they become the post's address on this site.
+        markdown = rewrite_blog_links(campaign.page.markdown, lambda post: f"/blog/{post}")
+        entry = (campaign, render_markdown(markdown))
         cache[campaign.slug] = entry
     return entry[1]
 
@@ -63,7 +66,7 @@ def _render(campaign: Campaign, form: SignupForm, status: int = 200, notice: str
 
 
 # What differs between two first visits to a landing page; everything else is the same bytes for everyone.
-PAGE_SLOTS = (*UTM_FIELDS, "referrer", "started", "csrf_token")
+PAGE_SLOTS = (*UTM_FIELDS, "referrer", "started", "csrf_token", "landing_variant")
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,8 @@ class LandingSkeleton:
 
 def _landing_form(slug: str, values: Mapping[str, str]) -> SignupForm:
     """A fresh form for this landing page carrying the visit's values (UTM, referrer, start time, token)."""
-    form = SignupForm(formdata=None)
-    for name in (*UTM_FIELDS, "referrer", "started"):
+    form = SignupForm(formdata=None).offer(registry().get(slug).page.interests)
+    for name in (*UTM_FIELDS, "referrer", "started", "landing_variant"):
         getattr(form, name).data = values[name]
     form.landing.data = slug
     if form.meta.csrf:
@@ -95,7 +98,7 @@ def _skeleton(campaign: Campaign, token: str) -> LandingSkeleton | None:
     if current_app.jinja_env.auto_reload:
         return None
     cache: dict[tuple[str, str], LandingSkeleton] = current_app.extensions.setdefault("leads.landing_pages", {})
-    key = (campaign.slug, request.script_root)
+    key = (campaign.slug, request.script_root, campaign.page.headline, campaign.page.intro)
     skeleton = cache.get(key)
     if skeleton is not None and skeleton.campaign is campaign:
         return skeleton
@@ -123,6 +126,12 @@ def landing(slug: str) -> Response:
     values["started"] = sign_started()
     # Also puts the token's secret in the visitor's session, as rendering the form's token field does.
     values["csrf_token"] = generate_csrf() if current_app.config.get("WTF_CSRF_ENABLED", True) else ""
+    # A headline test: this view's variant, counted, and carried back by the form (no cookie).
+    variant = experiments.pick(campaign)
+    values["landing_variant"] = experiments.sign(slug, variant)
+    if variant:
+        experiments.counter().count(slug, variant)
+        campaign = campaign.with_page_variant(variant.rpartition(":")[2])
     # The page is the same for every first visit but for these values: render it once, then fill them in.
     skeleton = _skeleton(campaign, values["csrf_token"])
     if skeleton is None:
@@ -136,17 +145,21 @@ def signup(slug: str) -> Response:
     """Take a consultation request: bots see the thank-you page, mistakes come back marked, the rest is stored."""
     campaign = _campaign_or_404(slug)
     # Only form bodies count; JSON or anything else is treated as an empty form, never parsed.
-    form = SignupForm(formdata=request.form)
+    form = SignupForm(formdata=request.form).offer(campaign.page.interests)
     # The form posts to "#form-errors" so a page with mistakes opens at them; a redirect without a fragment of
     # its own would inherit it, so the thank-you page names its top.
     thank_you = url_for("leads.thank_you", slug=slug, _anchor="top")
     if form.is_bot:
         log.info("signup on %s dropped by the spam checks", slug)
         return redirect(thank_you, code=303)
+    variant = experiments.read(form.landing_variant.data, campaign)
     if not form.validate():
-        return _render(campaign, form, status=400)
+        # The same headline again: a visitor correcting a field must not see the page change under them.
+        shown = campaign.with_page_variant(variant.rpartition(":")[2]) if variant else campaign
+        return _render(shown, form, status=400)
     meta = {
         **form.tracking(),
+        "landing_variant": variant,
         "landing_slug": slug,
         "user_agent": request.user_agent.string or None,
         "campaign": campaign,
@@ -188,7 +201,7 @@ def csrf_failed(exc: CSRFError) -> Response:
     notice = "Your form expired before it was sent. Please check your details and send it again."
     if request.method != "POST" or campaign is None or not campaign.active:
         return Response(render_template("errors/error.html", title="Please try again", message=notice, code=400), 400)
-    form = SignupForm(formdata=request.form)
+    form = SignupForm(formdata=request.form).offer(campaign.page.interests)
     if seconds_since(form.started.data) is None:
         # Without a genuine start time the corrected re-post would be taken for a bot.
         form.started.data = sign_started()

@@ -72,6 +72,8 @@ class Delivery(Base):
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
     campaign_slug: Mapped[str | None] = mapped_column(String(64))
     step_id: Mapped[str | None] = mapped_column(String(64))
+    # The A/B variant of the step this lead was assigned ('a', 'b'...; None when the step tests nothing).
+    variant: Mapped[str | None] = mapped_column(String(16))
     # Set only when the recipient is not the lead (staff alerts, test sends).
     recipient: Mapped[str | None] = mapped_column(String(320))
     state: Mapped[str] = mapped_column(String(16), default="pending")

@@ -137,7 +137,7 @@ def step_template(
         config.get("BRAND_COLOR"),
         config.get("BRAND_LOGO_URL"),
     )
-    key = (campaign.slug, step.id, fixed, reason, settings)
+    key = (campaign.slug, step.id, step.subject, step.preheader, fixed, reason, settings)
     cache: dict[tuple[Any, ...], tuple[Any, StepTemplate | None]] = current_app.extensions.setdefault(
         "mailer.step_templates", {}
     )

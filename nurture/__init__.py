@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from mailer.base import register_composer
-from nurture import cli, composers, enrollment, health, views
+from nurture import cli, composers, enrollment, health, replan, views
 
 
 def init_app(app: Flask) -> None:
@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     cli.init_app(app)
     enrollment.connect()
+    replan.connect()
     register_composer(app, "nurture", composers.compose_nurture_delivery)
     register_composer(app, "confirmation", composers.compose_confirmation)
     register_composer(app, "reminder", composers.compose_reminder)

@@ -10,13 +10,16 @@ from datetime import UTC, datetime
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 
-from core.vocabulary import INTERESTS
+from core.db import db
+from leads.models import Lead
 from mailer.health import setting_problems
 from mailer.ledger import resume_provider
 from mailer.links import provider_campaign_id
 from nurture import dispatch
 from nurture.enrollment import time_scale
+from nurture.models import Enrollment
 from nurture.schedule import timeline, zone
 from studio.cli import campaigns_cli
 from studio.registry import registry
@@ -41,13 +44,17 @@ def _parse_signup(value: str, tz_name: str) -> datetime:
 @click.argument("slug")
 @click.option("--signup-at", "signup_at", default=None, help="When the lead signs up, e.g. 2026-11-23T22:15 (local).")
 @click.option("--tz", "tz_name", default=None, help="The lead's time zone (default: the campaign's).")
-@click.option("--interest", type=click.Choice(sorted(INTERESTS)), default=None, help="The lead's area of interest.")
-def simulate_command(slug: str, signup_at: str | None, tz_name: str | None, interest: str | None) -> None:
+@click.option("--interest", default=None, help="The lead's area of interest (a value the campaign's form offers).")
+@click.option("--lead", "lead_ref", default=None, help="A lead (email or id): names the A/B variant it gets.")
+def simulate_command(
+    slug: str, signup_at: str | None, tz_name: str | None, interest: str | None, lead_ref: str | None
+) -> None:
     """Print when each email of campaign SLUG would leave for one lead, in local time and UTC."""
     campaign = registry().get(slug)
     if campaign is None:
         known = ", ".join(c.slug for c in registry().all()) or "none"
         raise click.UsageError(f"no campaign {slug!r} (known: {known})")
+    enrollment_id = _enrollment_of(lead_ref, slug) if lead_ref else None
     if tz_name:
         try:
             zone(tz_name, "invalid/zone")
@@ -73,6 +80,29 @@ def simulate_command(slug: str, signup_at: str | None, tz_name: str | None, inte
             click.echo(f"{label} skipped: {planned.skipped}  [{step.subject}]")
         else:
             click.echo(f"{label} {when}  {step.subject}")
+        if step.variants:
+            names = ", ".join(f"{v.name.upper()} {v.subject!r}" for v in step.variants)
+            if enrollment_id is not None:
+                chosen = step.as_variant(step.variant_for(enrollment_id))
+                gets = (step.variant_for(enrollment_id) or "").rpartition(":")[2].upper()
+                click.echo(f"   A/B test of the subject: this lead gets variant {gets}: {chosen.subject!r}")
+            else:
+                click.echo(f"   A/B test of the subject ({names}); pass --lead to see which one a lead gets")
+
+
+def _enrollment_of(ref: str, slug: str) -> int:
+    """The enrollment id of a lead (email or id) in this campaign, for naming its A/B variants."""
+    lead = db.session.get(Lead, int(ref)) if ref.isdecimal() and len(ref) < 19 else None
+    if lead is None:
+        lead = db.session.scalars(select(Lead).where(Lead.email == ref.strip().lower())).first()
+    if lead is None:
+        raise click.BadParameter(f"no lead {ref!r}", param_hint="--lead")
+    enrollment_id = db.session.scalar(
+        select(Enrollment.id).where(Enrollment.lead_id == lead.id, Enrollment.campaign_slug == slug)
+    )
+    if enrollment_id is None:
+        raise click.BadParameter(f"lead {ref!r} is not in {slug} (variants are assigned per enrollment)")
+    return enrollment_id
 
 
 def refuse_bad_settings() -> None:

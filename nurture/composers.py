@@ -82,6 +82,7 @@ def compose_step(campaign: Campaign, step: Step, lead: Any, delivery: Any) -> Me
     to = getattr(delivery, "recipient", None) or lead.email
     if not to:
         raise ComposeError(f"lead #{lead.id} has no email address (erased?)")
+    step = step.as_variant(getattr(delivery, "variant", None))
     context = email_context(lead, campaign)
     reason = marketing_reason()
     where = step_where(campaign, step)

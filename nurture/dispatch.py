@@ -10,6 +10,17 @@ the provider's answer leaves the delivery `sending`, which the next sweep turns 
 automatically). Steps it recorded but never started stay `pending` and are sent by any worker once the lease is
 over.
 
+Pipelined sending (NURTURE_CONCURRENCY, default 8): up to that many provider calls are in flight at once. All
+database work stays in the tick's own thread, on the store's one connection (SQLite has one writer anyway, and
+answers are stored with the next transaction as before); a thread pool only makes the blocking HTTP calls. A
+delivery becomes `sending` only when a slot is free for it, and the steps filling the free slots are re-checked
+and marked in one UPDATE, committed just before their calls start on idle threads (milliseconds, never near a
+second): so a worker killed mid-run leaves at most NURTURE_CONCURRENCY deliveries `sending` (later `unknown`).
+The next emails are composed ahead while calls are out. Answers are read back in the tick's thread, so retries,
+the provider pause and the setting pause behave as before; once one stops the tick, no new call starts and the
+answers of the calls already out are still stored. NURTURE_CONCURRENCY=1 sends in the tick's thread, one at a
+time, exactly as before.
+
 When a campaign step fails for a lead, the lead's sequence waits: the enrollment keeps its place but has no next
 send time, so no later step goes out as if it were the first; queueing the failed email again and sending it
 starts the clock for the next step. A setting every email needs (mailer.health.setting_problems) pauses all
@@ -21,9 +32,11 @@ This module is the loop; the decisions are nurture.rules (pure) and the SQL is n
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,10 +60,13 @@ from nurture.rules import (
     next_state,
     skip_reason,
 )
+from nurture.rules import (
+    position as step_position,
+)
 from nurture.schedule import due_at
 from nurture.store import DeliveryRef, QueuedClaim, Store, worker_identity
 from studio.definitions import Campaign, Step
-from studio.registry import registry
+from studio.registry import find_campaign, registry
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +101,10 @@ class Tick:
         self.scale = time_scale()
         lease = timedelta(seconds=int(config.get("NURTURE_LEASE_SECONDS", 120)))
         self.store = Store(self.worker_id, lease, self.batch_size)
+        self.concurrency = max(1, int(config.get("NURTURE_CONCURRENCY", 8)))
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]  # for the pool's threads
+        self.pool: ThreadPoolExecutor | None = None
+        self.in_flight: dict[Future[str | None], Job] = {}
 
     def run(self) -> dict[str, int]:
         """Sweep, send queued mail, send due steps, beat, run the registered tick tasks."""
@@ -98,6 +118,8 @@ class Tick:
                     self.send_due_steps()
                 except Stop:
                     pass
+                finally:
+                    self.land()
         finally:
             db.session.rollback()
             self.close()
@@ -134,13 +156,15 @@ class Tick:
     # -- confirmations, reminders, retries, staff mail -----------------------------------------------------
 
     def send_queued(self) -> None:
-        """Pending and retrying deliveries of any kind whose time has come, claimed one by one."""
+        """Pending and retrying deliveries of any kind whose time has come, claimed one by one as a slot frees."""
         while not self.should_stop():
             rows = self.store.queued(now())
             for delivery_id, state in rows:
+                # The claim is the re-check: taken only once a call can start at once.
+                self.make_room()
                 job = self.claim(delivery_id, state)
                 if job is not None:
-                    self.send(job)
+                    self.submit(job)
             if len(rows) < self.batch_size:
                 return
 
@@ -192,28 +216,34 @@ class Tick:
         """For a queued-again step whose sequence waits for it: when its next step is due, once it is sent."""
         enrollment = self.store.sequence_waiting(claim)
         campaign = registry().get(enrollment.campaign_slug) if enrollment is not None else None
-        if campaign is None or enrollment.next_step >= len(campaign.steps):
+        if campaign is None or step_position(enrollment, campaign) >= len(campaign.steps):
             return None
-        following, enrollment_id = campaign.steps[enrollment.next_step], enrollment.id
+        following, enrollment_id = campaign.steps[step_position(enrollment, campaign)], enrollment.id
         timezone = claim.lead.timezone if claim.lead is not None else None
         return lambda moment: (enrollment_id, due_at(moment, following, campaign.window, timezone, self.scale))
 
     # -- campaign steps ------------------------------------------------------------------------------------
 
     def send_due_steps(self) -> None:
-        """Record a batch of due steps at once, send them one by one; until nothing is due or a stop is asked."""
+        """Record a batch of due steps at once, send them as slots free; until nothing is due or a stop is asked."""
         while not self.should_stop():
             jobs, claimed = self.record_batch()
             self.counts["claimed"] += claimed
-            for position, job in enumerate(jobs):
-                try:
-                    # Composed while still `pending`: an email that cannot be built never reaches `sending`.
-                    if self.compose_step(job) and self.start(job):
-                        self.send(job)
-                except Stop:
-                    # This job too, if it never started (the UPDATE only touches our own pending rows).
-                    self.store.release([later.delivery.id for later in jobs[position:]])
-                    raise
+            waiting, ready = deque(jobs), deque()
+            try:
+                while waiting or ready:
+                    # Composed while still `pending` (an email that cannot be built never reaches `sending`), a
+                    # window ahead: that work overlaps the calls in flight.
+                    while waiting and len(ready) < self.concurrency:
+                        job = waiting.popleft()
+                        if self.compose_step(job):
+                            ready.append(job)
+                    self.make_room()
+                    self.start_group([ready.popleft() for _ in range(min(self.free, len(ready)))])
+            except Stop:
+                # Whatever never started (the UPDATE only touches our own pending rows; the rest are settled).
+                self.store.release([job.delivery.id for job in jobs])
+                raise
             self.store.flush()
             if claimed < self.batch_size:
                 return
@@ -237,7 +267,7 @@ class Tick:
                     ended_elsewhere.append(row.id)
                     continue
                 lead = batch.leads.get(row.lead_id)
-                campaign = registry().get(row.campaign_slug)
+                campaign = find_campaign(row.campaign_slug)
                 advance = next_state(row, lead, campaign, batch.suppression_of(row.lead_id), moment, self.scale)
                 changes.append(advance.values)
                 if advance.exited:
@@ -252,7 +282,9 @@ class Tick:
                     records.append(self.store.delivery_values(row, step.id, "skipped", moment, SKIPPED_CONDITION))
                     self.counts["skipped"] += 1
                 else:
-                    records.append(self.store.delivery_values(row, step.id, "pending", moment, None))
+                    records.append(
+                        self.store.delivery_values(row, step.id, "pending", moment, None, step.variant_for(row.id))
+                    )
                     planned.append((row, campaign, step, lead))
             self.store.record(batch, changes, records, ended_elsewhere)
         jobs = []
@@ -263,7 +295,8 @@ class Tick:
                 self.counts["duplicate"] += 1
                 continue
             ref = DeliveryRef(delivery_id, row.id, lead.email, batch.hashes[lead.id])
-            jobs.append(Job(ref, campaign, step, lead))
+            # The lead's A/B variant of the step (the same one a retry reads back from the delivery row).
+            jobs.append(Job(ref, campaign, step.as_variant(step.variant_for(row.id)), lead))
         return jobs, len(batch.rows)
 
     def compose_step(self, job: Job) -> bool:
@@ -281,12 +314,40 @@ class Tick:
             return False
         return True
 
+    def start_group(self, group: list[Job]) -> None:
+        """pending -> sending for the steps that fill the free slots, one statement per group, then their calls.
+
+        The re-check and the mark are one UPDATE for the whole group, committed just before the group's calls are
+        handed to threads that are idle, so no email leaves more than a moment after its re-check.
+        """
+        if len(group) <= 1:
+            for job in group:
+                if self.start(job):
+                    self.submit(job)
+            return
+        moment = now()
+        by_exits: dict[frozenset[str], list[Job]] = {}
+        for job in group:
+            by_exits.setdefault(frozenset(job.campaign.exit_statuses), []).append(job)
+        for statuses, jobs in by_exits.items():
+            started = self.store.start_sending_many([job.delivery for job in jobs], statuses, moment)
+            for job in jobs:
+                if job.delivery.id in started:
+                    self.submit(job)
+                else:
+                    self.refused(job, moment)
+
     def start(self, job: Job) -> bool:
         """pending -> sending (the re-check before the send); when refused, the step is skipped and the lead exits."""
         moment = now()
         statuses = frozenset(job.campaign.exit_statuses)
         if self.store.start_sending(job.delivery, job.lead.id, statuses, moment):
             return True
+        self.refused(job, moment)
+        return False
+
+    def refused(self, job: Job, moment: datetime) -> None:
+        """The re-check refused a recorded step: it is skipped and the lead exits (or someone else settled it)."""
         reason = self.store.refused_start(job.delivery, job.lead.id, job.campaign, moment)
         if reason is None:
             # Someone else settled it (an unsubscribe skipped it, or our lease ran out and a worker took it).
@@ -294,13 +355,61 @@ class Tick:
         else:
             self.counts["exited"] += 1
             log.info("enrollment %s exited before sending (%s)", job.delivery.enrollment_id, reason.split(":")[0])
-        return False
 
     # -- the provider call ---------------------------------------------------------------------------------
 
+    @property
+    def free(self) -> int:
+        """How many more calls may start now."""
+        return self.concurrency - len(self.in_flight)
+
+    def submit(self, job: Job) -> None:
+        """Hand a `sending` delivery to the provider: here and now at concurrency 1, else on an idle pool thread."""
+        if self.concurrency == 1:
+            self.send(job)
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="nurture-send")
+        self.in_flight[self.pool.submit(self.call, job)] = job
+
+    def call(self, job: Job) -> str | None:
+        """The provider call alone (in a pool thread, with an app context of its own); no database work here."""
+        if job.message is None:
+            raise RuntimeError("send() needs a composed message")
+        with self.app.app_context():
+            return get_sender().send(job.message)
+
+    def make_room(self) -> None:
+        """Store the answers of calls that finished; while every slot is busy, wait for one to finish."""
+        if self.in_flight:
+            self.collect(block=self.free <= 0)
+
+    def collect(self, block: bool) -> None:
+        """Hold the answers of the finished calls (waiting for the first one when `block`); Stop if one says so."""
+        done, _ = wait(self.in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        stop = False
+        for future in done:
+            job = self.in_flight.pop(future)
+            try:
+                try:
+                    provider_id = future.result()
+                except Exception as exc:  # noqa: BLE001 - every failure is classified; an unexpected one may have sent
+                    self.failed_send(job, exc)
+                else:
+                    self.sent(job, provider_id)
+            except Stop:
+                stop = True  # the other finished calls' answers are held all the same
+        if stop:
+            raise Stop
+
+    def land(self) -> None:
+        """Wait for every call still in flight and hold its answer: they all left, whatever stopped the tick."""
+        while self.in_flight:
+            with contextlib.suppress(Stop):
+                self.collect(block=True)
+
     def send(self, job: Job) -> None:
         """Call the provider outside any transaction; its answer is stored with the store's next transaction."""
-        delivery = job.delivery
         try:
             if job.message is None:
                 raise RuntimeError("send() needs a composed message")
@@ -308,6 +417,11 @@ class Tick:
         except Exception as exc:  # noqa: BLE001 - every failure is classified; an unexpected one may have sent
             self.failed_send(job, exc)
             return
+        self.sent(job, provider_id)
+
+    def sent(self, job: Job, provider_id: str | None) -> None:
+        """The provider accepted it: held for the next transaction, with the sequence's resumption if it waited."""
+        delivery = job.delivery
         moment = now()
         self.store.hold_sent(delivery.id, moment, str(provider_id)[:128] if provider_id else None)
         if job.resume is not None:
@@ -336,13 +450,16 @@ class Tick:
     # -- after sending -------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Store what is held and give the tick's connection back."""
+        """Store what is held and give the tick's connection and threads back."""
         try:
             self.store.flush()
         except Exception as exc:  # noqa: BLE001 - unstored answers only leave deliveries `unknown`, never resent
             log.error("could not store %d provider answer(s): %s", self.store.holding, type(exc).__name__)
         finally:
             self.store.close()
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+                self.pool = None
 
     def run_tasks(self) -> None:
         """Other packages' periodic work (webhooks, digests), registered in app.extensions, each isolated."""

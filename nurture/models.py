@@ -31,6 +31,9 @@ class Enrollment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The id of the last step recorded: a lead continues after it in whichever version is published (by id, not
+    # by position, so inserting or removing steps elsewhere never repeats or skips one).
+    last_step_id: Mapped[str | None] = mapped_column(String(64))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

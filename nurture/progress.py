@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture.models import Enrollment
+from nurture.rules import position
 from studio.registry import registry
 
 # Which enrollment speaks for a lead in one column: a running sequence first, then the newest.
@@ -48,7 +49,7 @@ def progress(enrollment: Enrollment) -> Progress:
     """The progress of one enrollment, naming its next step when its campaign is loaded."""
     campaign = registry().get(enrollment.campaign_slug)
     steps = list(campaign.steps) if campaign is not None else []
-    index = enrollment.next_step
+    index = position(enrollment, campaign) if campaign is not None else enrollment.next_step
     step = steps[index] if enrollment.state in ("active", "pending") and 0 <= index < len(steps) else None
     return Progress(
         enrollment=enrollment,

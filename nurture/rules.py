@@ -59,6 +59,20 @@ class Advance:
     completed: bool = False
 
 
+def position(row: Any, campaign: Campaign) -> int:
+    """Where a lead is in this version of its campaign: just after the last step it was sent, found by id.
+
+    A step added after that point is sent in order, one inserted before it is not sent retroactively, a removed
+    one is not sent. When the last step itself was removed, the lead keeps its place (the count of steps passed).
+    """
+    last = getattr(row, "last_step_id", None)
+    if last:
+        for index, step in enumerate(campaign.steps):
+            if step.id == last:
+                return index + 1
+    return min(row.next_step, len(campaign.steps))
+
+
 def next_state(
     row: Any, lead: Any, campaign: Campaign | None, suppressed: str | None, moment: datetime, scale: float
 ) -> Advance:
@@ -69,6 +83,7 @@ def next_state(
         "b_next_step": row.next_step,
         "b_next_send_at": None,
         "b_last_step_at": row.last_step_at,
+        "b_last_step_id": getattr(row, "last_step_id", None),
         "b_exit_reason": None,
         "b_ended_at": None,
     }
@@ -76,13 +91,14 @@ def next_state(
     if reason:
         values |= {"b_state": "exited", "b_exit_reason": reason[:64], "b_ended_at": moment}
         return Advance(values, exited=reason)
-    if row.next_step >= len(campaign.steps):
+    at = position(row, campaign)
+    if at >= len(campaign.steps):
         return Advance(values | {"b_state": "completed", "b_ended_at": moment}, completed=True)
-    step = campaign.steps[row.next_step]
-    values |= {"b_next_step": row.next_step + 1, "b_last_step_at": moment}
-    if row.next_step + 1 >= len(campaign.steps):
+    step = campaign.steps[at]
+    values |= {"b_next_step": at + 1, "b_last_step_at": moment, "b_last_step_id": step.id}
+    if at + 1 >= len(campaign.steps):
         return Advance(values | {"b_state": "completed", "b_ended_at": moment}, step=step, completed=True)
-    following = campaign.steps[row.next_step + 1]
+    following = campaign.steps[at + 1]
     values["b_next_send_at"] = due_at(moment, following, campaign.window, lead.timezone, scale)
     return Advance(values, step=step)
 

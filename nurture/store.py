@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, bindparam, exists, func, or_, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from leads.models import Lead
 from mailer.models import Delivery, Suppression, email_hash
 from nurture.models import CampaignState, Enrollment, WorkerHeartbeat
 from nurture.rules import SOURCE_CONTENT, SOURCE_TRANSPORT, UNKNOWN_REASON, Outcome, dedupe_key, exit_reason
+from studio.registry import registry
 
 deliveries = Delivery.__table__
 enrollments = Enrollment.__table__
@@ -45,6 +46,7 @@ advance_enrollment = (
         next_step=bindparam("b_next_step"),
         next_send_at=bindparam("b_next_send_at"),
         last_step_at=bindparam("b_last_step_at"),
+        last_step_id=bindparam("b_last_step_id"),
         exit_reason=bindparam("b_exit_reason"),
         ended_at=bindparam("b_ended_at"),
         lease_owner=None,
@@ -76,6 +78,39 @@ def start_step(exit_statuses: frozenset[str]) -> Update:
             ~exists().where(enrollments.c.id == bindparam("b_enrollment_id"), enrollments.c.state == "exited"),
         )
         .values(state="sending", attempts=1, lease_until=bindparam("b_lease_until"), updated_at=bindparam("b_moment"))
+    )
+
+
+@functools.cache
+def start_steps(exit_statuses: frozenset[str], count: int) -> Update:
+    """pending -> sending for `count` deliveries at once, each re-checked as start_step does; RETURNING the started.
+
+    The address each email was composed for is matched per row (a CASE on the delivery id), so one statement
+    re-checks a whole group. Built once per group size and set of exit statuses.
+    """
+    ids = [bindparam(f"b_id_{n}") for n in range(count)]
+
+    def per_row(name: str, column: Any) -> Any:
+        return case(*((deliveries.c.id == ids[n], bindparam(f"b_{name}_{n}", type_=column.type)) for n in range(count)))
+
+    return (
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(ids),
+            deliveries.c.state == "pending",
+            deliveries.c.lease_owner == bindparam("b_worker"),
+            exists().where(
+                leads.c.id == deliveries.c.lead_id,
+                leads.c.email == per_row("email", leads.c.email),
+                leads.c.erased_at.is_(None),
+                leads.c.unsubscribed_at.is_(None),
+                *(leads.c.status != status for status in sorted(exit_statuses)),
+            ),
+            ~exists().where(suppressions.c.email_hash == per_row("hash", suppressions.c.email_hash)),
+            ~exists().where(enrollments.c.id == deliveries.c.enrollment_id, enrollments.c.state == "exited"),
+        )
+        .values(state="sending", attempts=1, lease_until=bindparam("b_lease_until"), updated_at=bindparam("b_moment"))
+        .returning(deliveries.c.id)
     )
 
 
@@ -111,6 +146,41 @@ def start_step_after_sent(exit_statuses: frozenset[str]) -> Update:
     return start_step(exit_statuses).add_cte(record_sent_cte)
 
 
+@functools.cache
+def record_sent_many(count: int) -> Any:
+    """`count` successes as one UPDATE (per-row time and provider id by CASE on the id), to ride along as a CTE."""
+    ids = [bindparam(f"s_id_{n}") for n in range(count)]
+
+    def per_row(name: str, column: Any) -> Any:
+        return case(*((deliveries.c.id == ids[n], bindparam(f"s_{name}_{n}", type_=column.type)) for n in range(count)))
+
+    moment = per_row("moment", deliveries.c.sent_at)
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids), or_(deliveries.c.state == "sending", deliveries.c.state == "unknown"))
+        .values(
+            state="sent",
+            sent_at=moment,
+            error=None,
+            error_source=None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=moment,
+            provider_message_id=func.coalesce(
+                deliveries.c.provider_message_id, per_row("provider_id", deliveries.c.provider_message_id)
+            ),
+        )
+        .returning(deliveries.c.id)
+        .cte("sent_many")
+    )
+
+
+@functools.cache
+def start_after_sent_many(start: Update, count: int) -> Update:
+    """PostgreSQL: the held successes and a start (one email or a group) in a single statement."""
+    return start.add_cte(record_sent_many(count))
+
+
 # A step recorded in this tick whose email cannot be built: failed while still ours and `pending` (never sent).
 fail_unsent_step = (
     update(deliveries)
@@ -144,6 +214,17 @@ resume_enrollment = (
     )
     .values(next_send_at=bindparam("b_next_send_at"))
 )
+
+
+def _runs(held: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, Any]]:
+    """Consecutive held writes of the same statement as one executemany (one round trip on psycopg 3)."""
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    for statement, params in held:
+        if params and runs and runs[-1][0] is statement and runs[-1][1]:
+            runs[-1][1].append(params)
+        else:
+            runs.append((statement, [params] if params else []))
+    return [(statement, many if len(many) > 1 else (many[0] if many else {})) for statement, many in runs]
 
 
 def worker_identity() -> str:
@@ -213,7 +294,7 @@ class Store:
             self._connection = db.engine.connect().execution_options(sqlite_immediate=True)
         held = list(self._held)
         with self._connection.begin():
-            for statement, params in held:
+            for statement, params in _runs(held):
                 self._connection.execute(statement, params)
             yield self._connection
         # Only once committed: answers lost to a rollback are tried again with the next transaction.
@@ -265,6 +346,7 @@ class Store:
     def _due_query(self, moment: datetime) -> Any:
         """Due enrollments, oldest first; the index on next_send_at keeps this proportional to what is due."""
         paused = list(db.session.scalars(select(CampaignState.slug).where(CampaignState.paused.is_(True))))
+        paused += registry().archived_slugs()  # archiving a campaign stops its sequences as pausing does
         # next_send_at is set only on active enrollments with a step to send, so the range on its index is
         # the whole filter; naming `state` here would tempt SQLite's planner onto the state index (a full scan).
         query = select(
@@ -275,6 +357,7 @@ class Store:
             enrollments.c.next_step,
             enrollments.c.next_send_at,
             enrollments.c.last_step_at,
+            enrollments.c.last_step_id,
         ).where(
             enrollments.c.next_send_at <= moment,
             or_(enrollments.c.lease_until.is_(None), enrollments.c.lease_until < moment),
@@ -343,7 +426,7 @@ class Store:
             )
 
     def delivery_values(
-        self, row: Row, step_id: str, state: str, moment: datetime, error: str | None
+        self, row: Row, step_id: str, state: str, moment: datetime, error: str | None, variant: str | None = None
     ) -> dict[str, Any]:
         """The delivery row recording a step; `pending` ones are leased to this worker until they are sent."""
         leased = state == "pending"
@@ -354,6 +437,7 @@ class Store:
             "enrollment_id": row.id,
             "campaign_slug": row.campaign_slug,
             "step_id": step_id,
+            "variant": variant,
             "state": state,
             "due_at": row.next_send_at,
             "error": error,
@@ -379,10 +463,46 @@ class Store:
             "b_email": ref.lead_email,
             "b_email_hash": ref.email_hash,
         }
-        if self.postgres and len(self._held) <= 1 and all(stmt is record_sent for stmt, _ in self._held):
-            return self._start_in_one_trip(exit_statuses, params)
+        if self._one_trip_possible():
+            if len(self._held) <= 1:
+                return self._start_in_one_trip(exit_statuses, params)
+            return self._autocommit_with_held(start_step(exit_statuses), params).rowcount == 1
         with self._write() as connection:
             return connection.execute(start_step(exit_statuses), params).rowcount == 1
+
+    def start_sending_many(self, refs: list[DeliveryRef], exit_statuses: frozenset[str], moment: datetime) -> set[int]:
+        """pending -> sending for a group of deliveries in one UPDATE (with the held answers' transaction); the
+        ids it started. Each row gets the same re-check as start_sending()."""
+        params: dict[str, Any] = {"b_worker": self.worker_id, "b_lease_until": moment + self.lease, "b_moment": moment}
+        for n, ref in enumerate(refs):
+            params |= {f"b_id_{n}": ref.id, f"b_email_{n}": ref.lead_email, f"b_hash_{n}": ref.email_hash}
+        if self._one_trip_possible():
+            return set(self._autocommit_with_held(start_steps(exit_statuses, len(refs)), params).scalars())
+        with self._write() as connection:
+            return set(connection.scalars(start_steps(exit_statuses, len(refs)), params))
+
+    def _one_trip_possible(self) -> bool:
+        """PostgreSQL, and nothing held but successes (a few): the start can carry them in one statement."""
+        return self.postgres and len(self._held) <= 16 and all(stmt is record_sent for stmt, _ in self._held)
+
+    def _autocommit_with_held(self, start: Update, params: dict[str, Any]) -> Any:
+        """PostgreSQL: one autocommitted statement stores every held success and runs `start` (atomic, one trip)."""
+        if self._autocommit is None:
+            self._autocommit = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        held = list(self._held)
+        statement = start
+        if held:
+            statement = start_after_sent_many(start, len(held))
+            params = dict(params)
+            for n, (_, sent) in enumerate(held):
+                params |= {
+                    f"s_id_{n}": sent["b_delivery_id"],
+                    f"s_moment_{n}": sent["b_moment"],
+                    f"s_provider_id_{n}": sent["b_provider_id"],
+                }
+        result = self._autocommit.execute(statement, params)
+        del self._held[: len(held)]
+        return result
 
     def _start_in_one_trip(self, exit_statuses: frozenset[str], params: dict[str, Any]) -> bool:
         """PostgreSQL: one autocommitted statement stores the held success (if any) and starts this email.
@@ -599,4 +719,3 @@ class Store:
                         last_tick=last_tick,
                     )
                 )
-

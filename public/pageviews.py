@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response
 from core import clock
 from core.db import db
 from public.models import PageView
+from studio.registry import registry
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,14 @@ class PageViewBuffer:
         engine: Engine,
         flush_every: int = FLUSH_EVERY,
         flush_seconds: float = FLUSH_SECONDS,
-        own_campaigns: Iterable[str] = (),
+        own_campaigns: Iterable[str] | Callable[[], Iterable[str]] = (),
     ) -> None:
         self.engine = engine
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         # utm_campaign values of the nurture emails' own links: their rows never go to OTHER.
-        self.own_campaigns = frozenset(own_campaigns)
+        # A callable is asked at each flush: campaigns are published while the app runs.
+        self._own_campaigns = own_campaigns if callable(own_campaigns) else frozenset(own_campaigns)
         self._salt = secrets.token_bytes(16)  # never stored: a visitor's hash means nothing after a restart
         self._recent: OrderedDict[bytes, datetime] = OrderedDict()
         self._counts: Counter[Key] = Counter()
@@ -127,6 +129,12 @@ class PageViewBuffer:
                 return self._flush_one_by_one(counts)
             self._failures.clear()
             return sum(counts.values())
+
+    @property
+    def own_campaigns(self) -> frozenset[str]:
+        """The campaign slugs whose own links count under their name."""
+        own = self._own_campaigns
+        return frozenset(own()) if callable(own) else own
 
     def _flush_one_by_one(self, counts: Counter[Key]) -> int:
         """Write each key alone, so one row the database refuses cannot stop all counting; retry the others."""
@@ -221,8 +229,7 @@ def record_request(page: str) -> None:
 
 
 def _landing_slugs() -> set[str]:
-    campaigns = current_app.extensions.get("campaigns")
-    return {c.slug for c in campaigns.active()} if campaigns is not None else set()
+    return {c.slug for c in registry().active()} if "campaigns" in current_app.extensions else set()
 
 
 def _after_request(response: Response) -> Response:
@@ -252,7 +259,7 @@ def init_app(app: Flask) -> None:
         db.engine,
         flush_every=int(app.config.get("PAGEVIEW_FLUSH_EVERY", FLUSH_EVERY)),
         flush_seconds=float(app.config.get("PAGEVIEW_FLUSH_SECONDS", FLUSH_SECONDS)),
-        own_campaigns=[c.slug for c in campaigns.all()] if campaigns is not None else (),
+        own_campaigns=(lambda: [c.slug for c in campaigns.held().all()]) if campaigns is not None else (),
     )
     app.after_request(_after_request)
 

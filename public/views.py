@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from werkzeug.exceptions import HTTPException
 
 from core.db import check_connection
+from studio.registry import registry
 
 bp = Blueprint("public", __name__)
 
@@ -27,7 +28,7 @@ HOME_POSTS = 3
 
 
 def _campaigns() -> list:
-    return sorted(current_app.extensions["campaigns"].active(), key=lambda c: c.name.lower())
+    return sorted(registry().active(), key=lambda c: c.name.lower())
 
 
 def _blog():  # noqa: ANN202

@@ -1,5 +1,5 @@
-"""Campaign content: the definition of a campaign (its settings, landing page and emails), its validation, the
-reader of the marketing team's files and the registry every process reads campaigns from.
+"""Campaign content: what a campaign is (settings, landing page, emails), its checks, the store of drafts and
+published versions, files as import and export, and the registry every process reads live campaigns from.
 
 It sits just above core: landing pages (leads), composers (nurture), the blog and the admin all read it.
 """
@@ -12,6 +12,6 @@ from studio import cli, registry
 
 
 def init_app(app: Flask) -> None:
-    """Load the campaigns (refusing to start on a broken file) and register `flask campaigns`."""
+    """Hold the live campaigns of this process and register `flask campaigns`."""
     registry.init_app(app)
     app.cli.add_command(cli.campaigns_cli)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from core.markdown import POST_SLUG_RE, blog_links
 from core.templating import SAMPLE_CONTEXT, TEMPLATE_VARIABLES, compile_template
 from core.vocabulary import DEFAULT_EXIT_STATUSES, INTERESTS, STATUSES
+from studio.experiments import assign, experiment_id, variant_name
 
 # First path segments owned by the app; a campaign slug can never take one.
 RESERVED_SLUGS = frozenset(
@@ -33,17 +35,31 @@ RESERVED_SLUGS = frozenset(
     }
 )
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
+DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhdw]?)\s*$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def parse_duration(value: str) -> timedelta:
-    """'30m', '36h', '2d' -> timedelta; anything else raises ValueError with a hint."""
+    """'0', '30m', '36h', '2d', '1w' -> timedelta; anything else raises ValueError with a hint."""
     match = DURATION_RE.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration (use 30m, 36h or 2d)")
-    amount, unit = int(match.group(1)), match.group(2)
-    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[unit]
+    if not match or (not match.group(2) and int(match.group(1)) != 0):
+        raise ValueError(f"{value!r} is not a duration (use 0, 30m, 36h, 2d or 1w)")
+    amount, unit = int(match.group(1)), match.group(2) or "m"
+    if amount > 5000:  # beyond any sequence; also keeps timedelta far from its limits
+        raise ValueError(f"{value!r} is longer than a sequence can wait (at most 5000 of a unit)")
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{units[unit]: amount})
+
+
+def format_duration(delay: timedelta) -> str:
+    """The shortest way to write a delay back: '0', '30m', '36h', '2d', '1w'."""
+    minutes = int(delay.total_seconds() // 60)
+    if minutes == 0:
+        return "0"
+    for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
 
 
 def _parse_clock(value: Any) -> time:
@@ -185,35 +201,95 @@ class CampaignFile(_Strict):
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One version of a step's subject and preheader in an A/B test ('a' is the step's own)."""
+
+    name: str
+    subject: str
+    preheader: str
+    weight: int = 1
+
+
+@dataclass(frozen=True)
 class Step:
     """A step with its email loaded."""
 
     id: str
     index: int
     delay: timedelta
-    body_path: Path
+    body_path: Path | None
     subject: str
     preheader: str
     markdown: str
     interests: tuple[str, ...] = ()
     any_time: bool = False
+    # An A/B test of the subject: every variant, 'a' (the step's own subject) first; empty when there is none.
+    variants: tuple[Variant, ...] = ()
 
     def applies_to(self, interest: str | None) -> bool:
         """Whether a lead with this area of interest gets this step."""
         return not self.interests or interest in self.interests
+
+    @property
+    def experiment(self) -> str:
+        """An id of this test's variants: results count per experiment, so an edited variant starts afresh."""
+        return experiment_id(*((v.subject, v.preheader, v.weight) for v in self.variants))
+
+    def variant_for(self, enrollment_id: int) -> str | None:
+        """The variant this enrollment gets ('<experiment>:b', always the same), or None when nothing is tested."""
+        if not self.variants:
+            return None
+        index = assign(f"enr:{enrollment_id}:{self.id}", [v.weight for v in self.variants])
+        return f"{self.experiment}:{variant_name(index)}"
+
+    def as_variant(self, recorded: str | None) -> Step:
+        """This step with the subject and preheader of a recorded variant (itself when there is no such variant)."""
+        return _as_variant(self, recorded.rpartition(":")[2]) if recorded and self.variants else self
+
+
+@functools.lru_cache(maxsize=512)
+def _as_variant(step: Step, name: str) -> Step:
+    # Cached so that one variant of one step is one object: per-step caches compare by identity.
+    chosen = next((v for v in step.variants if v.name == name), None)
+    if chosen is None:
+        return step
+    return replace(step, subject=chosen.subject, preheader=chosen.preheader)
+
+
+@dataclass(frozen=True)
+class PageVariant:
+    """One version of a landing page's headline and intro in an A/B test ('a' is the page's own)."""
+
+    name: str
+    headline: str
+    intro: str
+    weight: int = 1
 
 
 @dataclass(frozen=True)
 class LandingPage:
     """The landing page of a campaign."""
 
-    path: Path
+    path: Path | None
     title: str
     description: str
     headline: str
     intro: str
     markdown: str
     meta: dict[str, Any] = field(default_factory=dict)
+    # The form's area-of-interest options as (value, label): per campaign, so a hair page never asks about knees.
+    interests: tuple[tuple[str, str], ...] = tuple(INTERESTS.items())
+    # An A/B test of the headline and intro: every variant, 'a' (the page's own) first; empty when none.
+    variants: tuple[PageVariant, ...] = ()
+
+    @property
+    def experiment(self) -> str:
+        """An id of this test's variants (results count per experiment)."""
+        return experiment_id(*((v.headline, v.intro, v.weight) for v in self.variants))
+
+    def interest_label(self, value: str | None) -> str:
+        """The label a visitor saw for an option value ('' when unknown)."""
+        return dict(self.interests).get(value or "", INTERESTS.get(value or "", value or ""))
 
 
 @dataclass(frozen=True)
@@ -228,11 +304,32 @@ class Campaign:
     exit_statuses: tuple[str, ...]
     page: LandingPage
     steps: tuple[Step, ...]
-    directory: Path
+    directory: Path | None = None
+    # The published version it came from (0 when read straight from files).
+    version: int = 0
+    archived: bool = False
 
     def step(self, step_id: str) -> Step | None:
         """The step with this id, if any."""
         return next((s for s in self.steps if s.id == step_id), None)
+
+    def with_page_variant(self, name: str) -> Campaign:
+        """This campaign with the headline and intro of page variant `name` (one object per variant)."""
+        key = (id(self), name)
+        found = _PAGE_VARIANTS.get(key)
+        if found is not None and found[0] is self:
+            return found[1]
+        chosen = next((v for v in self.page.variants if v.name == name), None)
+        if chosen is None:
+            return self
+        variant = replace(self, page=replace(self.page, headline=chosen.headline, intro=chosen.intro))
+        if len(_PAGE_VARIANTS) > 256:
+            _PAGE_VARIANTS.clear()
+        _PAGE_VARIANTS[key] = (self, variant)
+        return variant
+
+
+_PAGE_VARIANTS: dict[tuple[int, str], tuple[Campaign, Campaign]] = {}
 
 
 class CampaignErrors(Exception):
@@ -282,7 +379,7 @@ def campaign_warnings(campaign: Campaign) -> list[str]:
     """What is allowed but probably unintended: a first email that waits for the send window, and steps only
     some areas of interest receive (the email's content tells the provider each reader's interest; the provider
     only sees opaque ids for campaigns and steps, but it reads every email it sends)."""
-    label = shown_path(campaign.directory / "campaign.yaml")
+    label = shown_path(campaign.directory / "campaign.yaml") if campaign.directory else campaign.slug
     warnings = []
     if campaign.steps and not campaign.steps[0].any_time:
         window = campaign.window
@@ -301,5 +398,3 @@ def campaign_warnings(campaign: Campaign) -> list[str]:
                 f"chose {areas}; write it so any reader could receive it, or accept that the provider learns this"
             )
     return warnings
-
-

@@ -1,56 +1,73 @@
-"""The marketing team's campaign folders: campaigns/<slug>/campaign.yaml with its page and emails in Markdown."""
+"""The marketing team's campaign folders: campaigns/<slug>/campaign.yaml with its page and emails in Markdown.
+
+Folders are import and export: `read_folder` turns one into a document (the store's form of a campaign) and
+`write_folder` writes a document back, so export then import changes nothing. Problems name the file and field.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from core.frontmatter import FrontMatterError, split
-from studio.definitions import (
-    Campaign,
-    CampaignFile,
-    LandingPage,
-    Step,
-    blog_problems,
-    render_problems,
-    shown_path,
+from studio.definitions import Campaign, parse_duration, shown_path
+from studio.document import Document, Problem, default_interests, validate_document
+
+CAMPAIGN_KEYS = frozenset(
+    {"slug", "name", "active", "landing_page", "double_opt_in", "send_window", "exit_statuses", "steps"}
 )
+WINDOW_KEYS = frozenset({"days", "start", "end", "timezone"})
+STEP_KEYS = frozenset({"id", "delay", "body", "when", "any_time"})
+PAGE_KEYS = frozenset({"title", "description", "headline", "intro", "interests", "weight", "variants"})
+EMAIL_KEYS = frozenset({"subject", "preheader", "weight", "variants"})
+EMAIL_FIELDS = frozenset({"subject", "preheader", "body", "weight", "variants"})
+UNKNOWN = "is not a setting campaigns know (check the spelling)"
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(file)"
+@dataclass
+class FileMap:
+    """Which file each field of a document came from, so a problem names the file a marketer edits."""
+
+    settings: str
+    page: str = ""
+    emails: dict[int, str] = field(default_factory=dict)
+
+    def unread(self, problem: Problem) -> bool:
+        """A problem of a field whose file could not be read (that file's own problem already says why)."""
+        step = re.match(r"^steps\[(\d+)\]\.(subject|preheader|body)$", problem.field)
+        if step:
+            return int(step.group(1)) not in self.emails
+        return problem.field.startswith("page.") and not self.page
+
+    def line(self, problem: Problem) -> str:
+        """`file: field: problem`, the way `flask campaigns validate` prints it."""
+        where, message = problem.field, problem.message
+        step = re.match(r"^steps\[(\d+)\]\.(\w+)(.*)$", where)
+        if where.startswith("page.") and self.page:
+            rest = where.removeprefix("page.")
+            return f"{self.page}: {message}" if rest == "body" else f"{self.page}: {rest}: {message}"
+        if step and step.group(2) in EMAIL_FIELDS and int(step.group(1)) in self.emails:
+            file = self.emails[int(step.group(1))]
+            inside = step.group(2) + step.group(3)
+            return f"{file}: {message}" if inside == "body" else f"{file}: {inside}: {message}"
+        if step and step.group(2) == "interests":
+            where = f"steps[{step.group(1)}].when"
+        return f"{self.settings}: {where}: {message}" if where else f"{self.settings}: {message}"
 
 
-def _pydantic_problems(label: str, exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "is not a setting campaigns know (check the spelling)"
-        elif err["type"] == "missing":
-            message = "is required"
-        where = _loc(tuple(p for p in err["loc"] if p != "function-after"))
-        # A list check may point inside the list itself: "[2].id: ..." extends the location.
-        inner = re.match(r"^(\[\d+\](?:\.\w+)?): (.*)$", message, re.S)
-        if inner:
-            where, message = where + inner.group(1), inner.group(2)
-        problems.append(f"{label}: {where}: {message}")
-    return problems
+def _unknown(raw: dict[str, Any], known: frozenset[str], prefix: str, label: str, problems: list[str]) -> None:
+    for key in raw:
+        if key not in known:
+            problems.append(f"{label}: {prefix}{key}: {UNKNOWN}")
 
 
-def _read_markdown(path: Path, label: str, field_name: str, problems: list[str]) -> tuple[dict[str, Any], str] | None:
+def _markdown(path: Path, label: str, where: str, problems: list[str]) -> tuple[dict[str, Any], str] | None:
     if not path.is_file():
-        problems.append(f"{label}: {field_name}: file {path.name!r} not found next to campaign.yaml")
+        problems.append(f"{label}: {where}: file {path.name!r} not found next to campaign.yaml")
         return None
     try:
         return split(path.read_text(encoding="utf-8"))
@@ -59,105 +76,157 @@ def _read_markdown(path: Path, label: str, field_name: str, problems: list[str])
         return None
 
 
-def load_campaign(directory: Path, blog_dir: Path | str | None = None) -> tuple[Campaign | None, list[str]]:
-    """Load one campaign folder; returns the campaign (or None) and the problems found.
+def _clock(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML reads 09:00 unquoted as minutes
+        return f"{value // 60:02d}:{value % 60:02d}"
+    return value
 
-    With blog_dir, every `blog:<slug>` link in an email must name a post there.
-    """
-    blog_dir = Path(blog_dir) if blog_dir is not None else None
+
+def read_folder(directory: Path) -> tuple[Document | None, list[str], FileMap]:
+    """Read one campaign folder into a document; problems of the files themselves (missing, not YAML) as lines."""
     yaml_path = directory / "campaign.yaml"
     label = shown_path(yaml_path)
+    files = FileMap(settings=label)
     problems: list[str] = []
     try:
         raw = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return None, [f"{label}: file not found"]
-    except yaml.YAMLError as exc:
+        return None, [f"{label}: file not found"], files
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        return None, [f"{label}: not valid YAML{where}"]
+        return None, [f"{label}: not valid YAML{where}"], files
     if not isinstance(raw, dict):
-        return None, [f"{label}: must be 'key: value' settings"]
-    try:
-        spec = CampaignFile.model_validate(raw)
-    except ValidationError as exc:
-        return None, _pydantic_problems(label, exc)
-    if spec.slug != directory.name:
-        problems.append(f"{label}: slug: {spec.slug!r} must match its folder name {directory.name!r}")
+        return None, [f"{label}: must be 'key: value' settings"], files
+    _unknown(raw, CAMPAIGN_KEYS, "", label, problems)
+    for key in ("slug", "name"):
+        if key not in raw:
+            problems.append(f"{label}: {key}: is required")
+    slug = raw.get("slug")
+    if isinstance(slug, str) and slug != directory.name:
+        problems.append(f"{label}: slug: {slug!r} must match its folder name {directory.name!r}")
+    window = raw.get("send_window") if raw.get("send_window") is not None else {}
+    if not isinstance(window, dict):
+        problems.append(f"{label}: send_window: must be settings (days, start, end, timezone)")
+        window = {}
+    _unknown(window, WINDOW_KEYS, "send_window.", label, problems)
+    document: Document = {
+        "slug": slug if slug is not None else "",
+        "name": raw.get("name", ""),
+        "active": raw.get("active", True),
+        "double_opt_in": raw.get("double_opt_in", False),
+        "send_window": {
+            "days": window.get("days", ["mon", "tue", "wed", "thu", "fri"]),
+            "start": _clock(window.get("start", "09:00")),
+            "end": _clock(window.get("end", "17:00")),
+            "timezone": window.get("timezone", "America/Denver"),
+        },
+        "exit_statuses": list(raw.get("exit_statuses") or []) if "exit_statuses" in raw else None,
+        "page": {},
+        "steps": [],
+    }
+    if document["exit_statuses"] is None:
+        del document["exit_statuses"]
 
-    page = None
-    loaded = _read_markdown(directory / spec.landing_page, label, "landing_page", problems)
+    page_file = str(raw.get("landing_page") or "page.md")
+    loaded = _markdown(directory / page_file, label, "landing_page", problems)
     if loaded is not None:
         meta, body = loaded
-        page_label = shown_path(directory / spec.landing_page)
-        for key in ("title", "description", "headline"):
-            if not str(meta.get(key) or "").strip():
-                problems.append(f"{page_label}: {key}: is required in the front matter")
-        page = LandingPage(
-            path=directory / spec.landing_page,
-            title=str(meta.get("title", "")),
-            description=str(meta.get("description", "")),
-            headline=str(meta.get("headline", "")),
-            intro=str(meta.get("intro", "")),
-            markdown=body,
-            meta=meta,
-        )
-
-    steps = []
-    for index, step in enumerate(spec.steps):
-        loaded = _read_markdown(directory / step.body, label, f"steps[{index}].body", problems)
-        if loaded is None:
+        files.page = shown_path(directory / page_file)
+        _unknown(meta, PAGE_KEYS, "", files.page, problems)
+        document["page"] = {
+            "title": str(meta.get("title") or ""),
+            "description": str(meta.get("description") or ""),
+            "headline": str(meta.get("headline") or ""),
+            "intro": str(meta.get("intro") or ""),
+            "body": body,
+            "interests": meta.get("interests") or default_interests(),
+        }
+        if meta.get("variants"):
+            document["page"]["weight"] = meta.get("weight", 1)
+            document["page"]["variants"] = meta["variants"] if isinstance(meta["variants"], list) else []
+    steps = raw.get("steps") if raw.get("steps") is not None else []
+    if not isinstance(steps, list):
+        problems.append(f"{label}: steps: must be a list of steps")
+        steps = []
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            problems.append(f"{label}: steps[{index}]: must be settings (id, delay, body)")
             continue
-        meta, body = loaded
-        step_label = shown_path(directory / step.body)
-        subject = str(meta.get("subject") or "").strip()
-        if not subject:
-            problems.append(f"{step_label}: subject: is required in the front matter")
-        elif len(subject) > 150:
-            problems.append(f"{step_label}: subject: keep it under 150 characters (inboxes cut it anyway)")
-        if not body.strip():
-            problems.append(f"{step_label}: the email has no text")
-        problems.extend(render_problems(step_label, subject + "\n" + str(meta.get("preheader") or "") + "\n" + body))
-        problems.extend(blog_problems(step_label, body, blog_dir))
-        steps.append(
-            Step(
-                id=step.id,
-                index=index,
-                delay=step.delay,
-                body_path=directory / step.body,
-                subject=subject,
-                preheader=str(meta.get("preheader") or "").strip(),
-                markdown=body,
-                interests=step.when.interest if step.when else (),
-                any_time=step.any_time,
-            )
-        )
-    if problems or page is None:
-        return None, problems
-    return (
-        Campaign(
-            slug=spec.slug,
-            name=spec.name,
-            active=spec.active,
-            double_opt_in=spec.double_opt_in,
-            window=spec.send_window,
-            exit_statuses=spec.exit_statuses,
-            page=page,
-            steps=tuple(steps),
-            directory=directory,
-        ),
-        [],
-    )
+        _unknown(step, STEP_KEYS, f"steps[{index}].", label, problems)
+        for key in ("id", "delay", "body"):
+            if key not in step:
+                problems.append(f"{label}: steps[{index}].{key}: is required")
+        when = step.get("when") or {}
+        interests = when.get("interest", []) if isinstance(when, dict) else []
+        entry: dict[str, Any] = {
+            "id": str(step.get("id", "")),
+            "delay": str(step.get("delay", "0")),
+            "any_time": step.get("any_time", False),
+            "interests": [interests] if isinstance(interests, str) else list(interests or []),
+            "subject": "",
+            "preheader": "",
+            "body": "",
+        }
+        body_file = step.get("body")
+        if isinstance(body_file, str):
+            loaded = _markdown(directory / body_file, label, f"steps[{index}].body", problems)
+            if loaded is not None:
+                meta, body = loaded
+                files.emails[index] = shown_path(directory / body_file)
+                _unknown(meta, EMAIL_KEYS, "", files.emails[index], problems)
+                entry.update(
+                    subject=str(meta.get("subject") or ""), preheader=str(meta.get("preheader") or ""), body=body
+                )
+                if meta.get("variants"):
+                    entry["weight"] = meta.get("weight", 1)
+                    entry["variants"] = meta["variants"] if isinstance(meta["variants"], list) else [meta["variants"]]
+        document["steps"].append(entry)
+    return document, problems, files
+
+
+def known_posts(blog_dir: Path | str | None) -> set[str] | None:
+    """The post slugs a `blog:` link may name (None: do not check)."""
+    if blog_dir is None:
+        return None
+    return {path.stem for path in Path(blog_dir).glob("*.md")}
+
+
+def check_folder(
+    directory: Path, blog_dir: Path | str | None = None
+) -> tuple[Document | None, Campaign | None, list[str], list[str]]:
+    """Read and check one folder: its document, its campaign when valid, problem lines and warning lines."""
+    document, problems, files = read_folder(directory)
+    if document is None:
+        return None, None, problems, []
+    checked = validate_document(document, known_posts(blog_dir))
+    problems += [files.line(p) for p in checked.problems if not files.unread(p) and files.line(p) not in problems]
+    if problems:
+        return document, None, problems, []
+    return document, checked.campaign, [], [files.line(w) for w in checked.warnings]
+
+
+def load_campaign(directory: Path, blog_dir: Path | str | None = None) -> tuple[Campaign | None, list[str]]:
+    """Load one campaign folder; returns the campaign (or None) and the problems found."""
+    _, campaign, problems, _ = check_folder(directory, blog_dir)
+    return campaign, problems
+
+
+def campaign_folders(root: Path | str) -> list[Path]:
+    """The campaign folders under root (hidden and underscore folders are not campaigns)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
 def load_campaigns(root: Path | str, blog_dir: Path | str | None = None) -> tuple[dict[str, Campaign], list[str]]:
     """Load every campaigns/<slug>/campaign.yaml under root; returns campaigns by slug and all problems."""
-    root = Path(root)
+    if not Path(root).is_dir():
+        return {}, [f"{root}: campaigns folder not found"]
     campaigns: dict[str, Campaign] = {}
     problems: list[str] = []
-    if not root.is_dir():
-        return {}, [f"{root}: campaigns folder not found"]
-    for directory in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    for directory in campaign_folders(root):
         campaign, found = load_campaign(directory, blog_dir)
         problems.extend(found)
         if campaign is not None:
@@ -165,3 +234,59 @@ def load_campaigns(root: Path | str, blog_dir: Path | str | None = None) -> tupl
     return campaigns, problems
 
 
+def _front(meta: dict[str, Any], body: str) -> str:
+    head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=10_000).strip()
+    return f"---\n{head}\n---\n{body}"
+
+
+def write_folder(document: Document, directory: Path) -> None:
+    """Write a document as a campaign folder (campaign.yaml, page.md, emails/NN-<id>.md), replacing what is there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    emails = directory / "emails"
+    if emails.is_dir():
+        for old in emails.glob("*.md"):
+            old.unlink()
+    emails.mkdir(exist_ok=True)
+    page = document["page"]
+    page_meta: dict[str, Any] = {
+        key: page[key] for key in ("title", "description", "headline", "intro") if page.get(key)
+    }
+    if page.get("interests") and page["interests"] != default_interests():
+        page_meta["interests"] = [{"value": i["value"], "label": i["label"]} for i in page["interests"]]
+    if page.get("variants"):
+        page_meta["weight"] = page.get("weight", 1)
+        page_meta["variants"] = [dict(v) for v in page["variants"]]
+    (directory / "page.md").write_text(_front(page_meta, page.get("body", "")), encoding="utf-8")
+    steps = []
+    for number, step in enumerate(document["steps"], start=1):
+        name = f"emails/{number:02d}-{step['id']}.md"
+        entry: dict[str, Any] = {"id": step["id"], "delay": _delay_text(step["delay"]), "body": name}
+        if step.get("interests"):
+            entry["when"] = {"interest": list(step["interests"])}
+        if step.get("any_time"):
+            entry["any_time"] = True
+        steps.append(entry)
+        meta: dict[str, Any] = {"subject": step["subject"]}
+        if step.get("preheader"):
+            meta["preheader"] = step["preheader"]
+        if step.get("variants"):
+            meta["weight"] = step.get("weight", 1)
+            meta["variants"] = [dict(v) for v in step["variants"]]
+        (directory / name).write_text(_front(meta, step.get("body", "")), encoding="utf-8")
+    settings = {
+        "slug": document["slug"],
+        "name": document["name"],
+        "active": document["active"],
+        "landing_page": "page.md",
+        "double_opt_in": document["double_opt_in"],
+        "send_window": dict(document["send_window"]),
+        "exit_statuses": list(document["exit_statuses"]),
+        "steps": steps,
+    }
+    text = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True, width=10_000)
+    (directory / "campaign.yaml").write_text(text, encoding="utf-8")
+
+
+def _delay_text(delay: str) -> str:
+    parse_duration(delay)  # only valid documents are exported
+    return str(delay)

@@ -1,61 +1,128 @@
-"""The campaigns the app serves: loaded at start-up from CAMPAIGNS_DIR; every package reads them via registry()."""
+"""The campaigns the app serves: the live published versions in the database, held by each process.
+
+Each process keeps the campaigns of one content revision and compares that number with the database's at most
+every CONTENT_REFRESH_SECONDS (one tiny query, none per page view in between), so a publish anywhere is live
+everywhere within seconds without a restart. A publish in this process is seen at once (after its commit).
+"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import threading
+import time
 
 from flask import Flask, current_app
+from sqlalchemy import event, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from studio.definitions import Campaign, CampaignErrors
-from studio.files import load_campaigns
+from core.db import db
+from studio.definitions import Campaign
 
 
 class CampaignRegistry:
-    """The campaigns the app serves, loaded once at start-up."""
+    """The campaigns of one content revision."""
 
     def __init__(self, campaigns: dict[str, Campaign]) -> None:
         self._campaigns = campaigns
 
     def get(self, slug: str) -> Campaign | None:
-        """The campaign with this slug, active or not."""
+        """The campaign with this slug (active, inactive or archived)."""
         return self._campaigns.get(slug)
 
     def active(self) -> list[Campaign]:
         """Campaigns whose landing pages are live."""
-        return [c for c in self._campaigns.values() if c.active]
+        return [c for c in self._campaigns.values() if c.active and not c.archived]
 
     def all(self) -> list[Campaign]:
-        """Every loaded campaign."""
+        """Every published campaign, archived ones included (their leads and deliveries still name them)."""
         return list(self._campaigns.values())
 
+    def archived_slugs(self) -> list[str]:
+        """Campaigns taken off the site, whose sequences wait."""
+        return [c.slug for c in self._campaigns.values() if c.archived]
 
-def _running_campaigns_command(argv: list[str] | None = None) -> bool:
-    """True in a `flask campaigns ...` process, which reports bad files itself instead of refusing to start."""
-    argv = sys.argv if argv is None else argv
-    if not argv or Path(argv[0]).name not in {"flask", "__main__.py"}:
-        return False
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in {"--app", "-A", "--env-file", "-e"}:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg == "campaigns"
-    return False
+
+class LiveRegistry:
+    """One process's copy of the live campaigns, refreshed when the database's content revision moves."""
+
+    def __init__(self, app: Flask, refresh_seconds: float) -> None:
+        self.app = app
+        self.refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
+        self._current = CampaignRegistry({})
+        self._revision: int | None = None
+        self._checked = float("-inf")
+        self._warned = False
+
+    def stale(self) -> None:
+        """Check the database on the next read (this process just published)."""
+        self._checked = float("-inf")
+
+    def held(self) -> CampaignRegistry:
+        """The campaigns as last loaded, without asking the database (for code outside a request)."""
+        return self._current
+
+    def current(self) -> CampaignRegistry:
+        """The campaigns, checking the revision when the last check is older than the refresh interval."""
+        if time.monotonic() - self._checked >= self.refresh_seconds:
+            self.refresh()
+        return self._current
+
+    def refresh(self) -> bool:
+        """Compare revisions and reload when they differ; True when the campaigns changed."""
+        from studio.models import ContentRevision
+        from studio.services import live_campaigns
+
+        with self._lock:
+            started = time.monotonic()
+            try:
+                # Its own short connection: a session's open transaction could show an old snapshot.
+                with db.engine.connect() as conn:
+                    revision = conn.scalar(select(ContentRevision.revision).where(ContentRevision.id == 1)) or 0
+                    if revision == self._revision:
+                        self._checked = started
+                        return False
+                    with Session(bind=conn) as session:
+                        campaigns = live_campaigns(session)
+            except SQLAlchemyError as exc:
+                if not self._warned:  # before `flask db upgrade` the tables do not exist yet
+                    self.app.logger.warning("campaigns not loaded: %s", type(exc).__name__)
+                    self._warned = True
+                self._checked = started
+                return False
+            self._current = CampaignRegistry(campaigns)
+            self._revision = revision
+            self._checked = started
+            return True
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop("content_changed", False):
+        live = current_app.extensions.get("campaigns") if current_app else None
+        if isinstance(live, LiveRegistry):
+            live.stale()
 
 
 def init_app(app: Flask) -> None:
-    """Load campaigns from CAMPAIGNS_DIR; refuse to start when any file is invalid.
+    """Hold this process's live campaigns (loaded on first use, after the database is ready)."""
+    app.extensions["campaigns"] = LiveRegistry(app, float(app.config.get("CONTENT_REFRESH_SECONDS", 2)))
+    if not event.contains(Session, "after_commit", _after_commit):
+        event.listen(Session, "after_commit", _after_commit)
 
-    Only `flask campaigns ...` starts anyway (with the valid campaigns), so that it can list the problems.
+
+def find_campaign(slug: str) -> Campaign | None:
+    """The campaign with this slug, asking the database at once when this process does not know it yet.
+
+    For the worker: a campaign published a moment ago elsewhere must never look removed to it.
     """
-    campaigns, problems = load_campaigns(app.config["CAMPAIGNS_DIR"], app.config.get("BLOG_DIR"))
-    if problems and not _running_campaigns_command():
-        raise CampaignErrors(problems)
-    app.extensions["campaigns"] = CampaignRegistry(campaigns)
-    app.extensions["campaign_problems"] = problems
+    found = registry().get(slug)
+    live = current_app.extensions["campaigns"]
+    if found is None and isinstance(live, LiveRegistry) and live.refresh():
+        found = live.held().get(slug)
+    return found
 
 
 def registry() -> CampaignRegistry:
     """The current app's campaigns."""
-    return current_app.extensions["campaigns"]
+    live = current_app.extensions["campaigns"]
+    return live.current() if isinstance(live, LiveRegistry) else live

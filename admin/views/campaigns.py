@@ -1,18 +1,18 @@
-"""Campaigns: step statistics, pause and resume, previews, test sends, and the validation of the files."""
+"""Campaigns: the list, step statistics, pause and resume, previews and test sends of the live version."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
 from admin.blueprint import PREVIEW_CSP, bp
 from admin.composers import sample_lead
-from admin.forms import ActionForm, PreviewLeadForm
-from admin.queries import STEP_FIGURES, enrollment_counts, step_stats
+from admin.forms import ActionForm, NewCampaignForm, PreviewLeadForm
+from admin.queries import STEP_FIGURES, enrollment_counts, experiment_results, step_stats
 from admin.services import queue_test_send, test_send_addresses
 from core.clock import now
 from core.db import db
@@ -20,8 +20,8 @@ from leads.models import Lead
 from mailer.models import Delivery
 from nurture.composers import compose_step
 from nurture.models import CampaignState
+from studio import services as studio_services
 from studio.definitions import Campaign, Step
-from studio.files import load_campaigns
 from studio.registry import registry
 
 
@@ -45,16 +45,26 @@ def _rate(part: int, whole: int) -> str:
 
 @bp.get("/campaigns")
 def campaigns() -> str:
-    """Every campaign with its enrollment counts and pause state, and problems in the files on disk."""
-    _, problems = load_campaigns(current_app.config["CAMPAIGNS_DIR"])
+    """Every campaign with its draft status, enrollment counts and pause state; new, duplicate, archive."""
+    return campaigns_page()
+
+
+def campaigns_page(new_form: NewCampaignForm | None = None) -> str:
+    """The campaigns list (with the New form's errors when it was refused)."""
+    from admin.views.studio import studio_rows  # the studio's views import this module's preview helpers
+
+    rows, archived = studio_rows()
     states = {s.slug: s for s in db.session.scalars(select(CampaignState))}
+    live = registry()
     return render_template(
         "admin/campaigns.html",
-        campaigns=registry().all(),
+        rows=rows,
+        archived=archived,
+        live={row["record"].slug: live.get(row["record"].slug) for row in rows},
         counts=enrollment_counts(db.session),
         states=states,
-        problems=problems,
         action_form=ActionForm(),
+        new_form=new_form or NewCampaignForm(formdata=None),
     )
 
 
@@ -78,6 +88,7 @@ def campaign_detail(slug: str) -> str:
         state=state,
         action_form=ActionForm(),
         lead_form=PreviewLeadForm(request.args),
+        experiments=experiment_results(db.session, campaign),
     )
 
 
@@ -134,17 +145,44 @@ def _compose(campaign: Campaign, step: Step, lead: Lead) -> tuple[Any, str | Non
         return None, str(exc) or type(exc).__name__
 
 
+def _variant_arg(step: Step) -> str | None:
+    """The subject variant a preview asks for (?variant=b), when the step tests that one."""
+    name = request.args.get("variant", "")
+    return name if any(v.name == name for v in step.variants) else None
+
+
+@bp.post("/campaigns/<slug>/experiments/<where>/promote")
+def experiment_promote(slug: str, where: str) -> Response:
+    """Publish a new version with the winning variant alone, when the rule says there is a winner."""
+    campaign = _campaign(slug)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    result = next((r for r in experiment_results(db.session, campaign) if r.where == where), None)
+    if result is None:
+        abort(404)
+    if result.verdict.winner is None:
+        flash("Not promoted: the test is not sure of a winner yet. " + result.verdict.words, "error")
+        return redirect(url_for("admin.campaign_detail", slug=slug, _anchor="experiments"))
+    with db.write_transaction() as s:
+        record = studio_services.get_record(s, slug)
+        version = studio_services.promote(s, record, where, result.verdict.winner, current_user.email)
+    flash(f"Variant {result.verdict.winner.upper()} promoted: version {version.number} is live.", "success")
+    return redirect(url_for("admin.campaign_detail", slug=slug, _anchor="experiments"))
+
+
 @bp.get("/campaigns/<slug>/steps/<step_id>/preview")
 def step_preview(slug: str, step_id: str) -> str:
     """Subject, preheader, HTML (in a sandboxed frame) and text of a step for the sample or a chosen lead."""
     campaign = _campaign(slug)
     step = _step(campaign, step_id)
+    variant = _variant_arg(step)
     lead, warning = _preview_lead(request.args.get("lead", ""))
-    message, error = _compose(campaign, step, lead)
+    message, error = _compose(campaign, step.as_variant(variant), lead)
     return render_template(
         "admin/preview.html",
         campaign=campaign,
         step=step,
+        variant=variant,
         lead=lead,
         warning=warning,
         message=message,
@@ -162,7 +200,7 @@ def step_preview_html(slug: str, step_id: str) -> Response:
     campaign = _campaign(slug)
     step = _step(campaign, step_id)
     lead, _ = _preview_lead(request.args.get("lead", ""))
-    message, error = _compose(campaign, step, lead)
+    message, error = _compose(campaign, step.as_variant(_variant_arg(step)), lead)
     body = message.html if message is not None else str(Markup("<p>{}</p>").format(error))
     response = make_response(body)
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
@@ -183,9 +221,13 @@ def step_test_send(slug: str, step_id: str) -> Response:
     if to not in test_send_addresses(user):
         flash(f"Not sent: {to[:80]} is not a staff address for test sends (add it to TEST_SEND_EMAILS).", "error")
         return redirect(url_for("admin.step_preview", slug=slug, step_id=step.id))
+    # An A/B test: one test email per variant, so every subject is seen before it goes to leads.
+    variants = [f"{step.experiment}:{v.name}" for v in step.variants] or [None]
     with db.write_transaction() as s:
-        queue_test_send(s, campaign.slug, step.id, user, to)
-    flash(f"Test of “{step.subject}” queued for {to}; the worker sends it within seconds.", "success")
+        for variant in variants:
+            queue_test_send(s, campaign.slug, step.id, user, to, variant)
+    what = f"{len(variants)} tests (one per subject variant)" if len(variants) > 1 else f"Test of “{step.subject}”"
+    flash(f"{what} queued for {to}; the worker sends it within seconds.", "success")
     if request.form.get("back") == "preview":
         return redirect(url_for("admin.step_preview", slug=slug, step_id=step.id))
     return redirect(url_for("admin.campaign_detail", slug=slug))

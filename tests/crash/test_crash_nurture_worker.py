@@ -25,14 +25,17 @@ from leads.models import Lead
 from mailer.models import Delivery
 from nurture.models import Enrollment
 from tests.support.content import CAMPAIGNS, POSTS
+from tests.support.database import publish_folders
 
 ROOT = Path(__file__).resolve().parents[2]
 LEADS = int(os.environ.get("CRASH_LEADS", 5000))
 # The claim and sweep code is shared; PostgreSQL adds SKIP LOCKED, which fewer rows exercise as well, cheaper.
 PG_LEADS = int(os.environ.get("CRASH_PG_LEADS", 2000))
 KILLS = 10
-# The worker sends one message at a time, so a kill can leave at most one send without an answer.
-IN_FLIGHT_PER_WORKER = 1
+# The worker keeps up to NURTURE_CONCURRENCY sends in flight, so a kill can leave at most that many without an answer.
+IN_FLIGHT_PER_WORKER = 8
+# The fake answers this much later, as a real provider does, so a kill finds several sends in flight.
+PROVIDER_DELAY_SECONDS = 0.02
 LEASE_SECONDS = 2
 CAMPAIGN = "stem-cell-therapy"
 # Generous, because a loaded machine sends slower; a real hang still fails.
@@ -163,7 +166,7 @@ class Worker:
 def fake_sendgrid_process(tmp_path: Path):
     """The fake SendGrid as its own process, as the worker would meet the real one: (url, api key)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.sendgrid", "--port", "0"],
+        [sys.executable, "-m", "tests.fakes.sendgrid", "--port", "0", "--delay", str(PROVIDER_DELAY_SECONDS)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -184,6 +187,8 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
     leads = LEADS if backend == "sqlite" else PG_LEADS
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
+    campaigns = _always_open_campaigns(tmp_path / "campaigns")
+    publish_folders(app, campaigns)
     with app.app_context():
         _seed_due_enrollments(leads)
 
@@ -195,7 +200,7 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
         "SECRET_KEY": "crash-test-secret",
         "SITE_URL": "https://www.nexgenesis.example",  # the worker refuses http with MAIL_BACKEND=sendgrid
         "CLINIC_POSTAL_ADDRESS": "NexGenEsis Healthcare, 100 Example Ave, Denver, CO 80202, USA",
-        "CAMPAIGNS_DIR": str(_always_open_campaigns(tmp_path / "campaigns")),
+        "CAMPAIGNS_DIR": str(campaigns),
         "BLOG_DIR": str(POSTS),
         "MAIL_BACKEND": "sendgrid",
         "SENDGRID_API_KEY": api_key,
@@ -204,6 +209,7 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
         "NURTURE_TICK_SECONDS": "0.2",
         "NURTURE_LEASE_SECONDS": str(LEASE_SECONDS),
         "NURTURE_TIME_SCALE": "1",
+        "NURTURE_CONCURRENCY": str(IN_FLIGHT_PER_WORKER),
         "LOG_LEVEL": "WARNING",
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
@@ -295,6 +301,9 @@ def test_sigkill_mid_send_never_sends_a_step_twice(app, backend, database_url, t
         f"a kill left more sends in flight than one worker makes at once {context}: {in_flight_at_kills}"
     )
     assert len(unknown) <= KILLS * IN_FLIGHT_PER_WORKER
+    # The fake saw sends overlap: the run really was pipelined.
+    stats = _get_json(f"{fake_url}/_fake/stats")
+    assert 1 < stats["max_in_flight"] <= IN_FLIGHT_PER_WORKER, f"most sends in flight at once: {stats} {context}"
 
     # Every "sent" delivery reached the provider exactly once.
     seen_per_email = Counter(email for email, _, _ in seen)

@@ -1,9 +1,10 @@
 """A fake SendGrid v3 server on 127.0.0.1: checks Mail Send bodies like SendGrid does, records them, injects faults.
 
 In a test: `FakeSendGrid().start()` (or the `fake_sendgrid` fixture). As a process, for benchmarks and crash tests:
-`python -m tests.fakes.sendgrid --port 8765 [--api-key KEY]`, then
-GET /_fake/requests (accepted requests as JSON, each with its wall-clock `received_at`), POST /_fake/mode (faults),
-POST /_fake/reset,
+`python -m tests.fakes.sendgrid --port 8765 [--api-key KEY] [--delay SECONDS]`, then
+GET /_fake/requests (accepted requests as JSON, each with its wall-clock `received_at`), GET /_fake/stats (counts,
+most Mail Sends in flight at once), POST /_fake/mode (faults; {"delay_seconds": 0.05} makes every Mail Send answer
+that much later), POST /_fake/reset,
 GET /_fake/public_key and POST /_fake/sign (body: a JSON array of events) to get a signed webhook batch.
 """
 
@@ -201,6 +202,7 @@ class _Mode:
     hang_seconds: float = 5.0
     reset_seconds: float = 1.0
     max_bytes: int = MAX_BODY_BYTES
+    delay_seconds: float = 0.0  # every Mail Send answers this much later, like a real provider's latency
 
 
 class FakeSendGrid:
@@ -213,6 +215,9 @@ class FakeSendGrid:
         self.requests: list[dict[str, Any]] = []
         self.attempts = 0
         self.answers: dict[str, int] = {}
+        # Mail Send requests being handled now, and the most at once since the last reset (pipelining shows here).
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._mode = _Mode()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -234,6 +239,11 @@ class FakeSendGrid:
     def sign(self, events: list[dict[str, Any]] | bytes, timestamp: Any = None) -> tuple[bytes, dict[str, str]]:
         """A signed webhook batch: (body, headers)."""
         return self.signer.sign(events, timestamp)
+
+    def set_delay(self, seconds: float) -> None:
+        """Answer every Mail Send `seconds` later (faults and all), as a provider far away does."""
+        with self._lock:
+            self._mode.delay_seconds = float(seconds)
 
     def set_fault(self, fault: str | int | None, count: int | None = None, **options: float) -> None:
         """Answer `fault` (429, 500, 503, 400, 401, 403, 413 or 'hang') to the next `count` requests (None: all)."""
@@ -259,8 +269,11 @@ class FakeSendGrid:
             self.requests.clear()
             self.attempts = 0
             self.answers.clear()
-            hang, reset = self._mode.hang_seconds, self._mode.reset_seconds
-            self._mode = _Mode(hang_seconds=hang, reset_seconds=reset)
+            self.max_in_flight = self.in_flight
+            mode = self._mode
+            self._mode = _Mode(
+                hang_seconds=mode.hang_seconds, reset_seconds=mode.reset_seconds, delay_seconds=mode.delay_seconds
+            )
 
     def snapshot(self) -> list[dict[str, Any]]:
         """A copy of the accepted requests."""
@@ -269,7 +282,7 @@ class FakeSendGrid:
 
     def start(self) -> FakeSendGrid:
         """Serve in a daemon thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _make_handler(self))
+        self._server = _Server(("127.0.0.1", self.port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-sendgrid", daemon=True
@@ -302,9 +315,23 @@ class FakeSendGrid:
                 return mode.rng.choice(mode.statuses), mode
             return None, mode
 
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
     def _count(self, status: str) -> None:
         with self._lock:
             self.answers[status] = self.answers.get(status, 0) + 1
+
+
+class _Server(ThreadingHTTPServer):
+    # A client keeping several sends in flight opens several connections at once: more than the default backlog of 5.
+    request_queue_size = 128
 
 
 _FAULT_BODIES = {
@@ -327,6 +354,8 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             return
 
         def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+            # No longer in flight once the answer starts: the client may send its next request the moment it has it.
+            self._done()
             data = b"" if payload is None else json.dumps(payload).encode("utf-8")
             self.send_response(status)
             for name, value in (headers or {}).items():
@@ -337,6 +366,11 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
             fake._count(str(status))
+
+        def _done(self) -> None:
+            if getattr(self, "in_flight", False):
+                self.in_flight = False
+                fake._leave()
 
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
@@ -349,7 +383,12 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"public_key": fake.public_key})
             elif self.path == "/_fake/stats":
                 with fake._lock:
-                    stats = {"attempts": fake.attempts, "accepted": len(fake.requests), "answers": dict(fake.answers)}
+                    stats = {
+                        "attempts": fake.attempts,
+                        "accepted": len(fake.requests),
+                        "answers": dict(fake.answers),
+                        "max_in_flight": fake.max_in_flight,
+                    }
                 self._send(200, stats)
             else:
                 self._send(404, {"errors": [_error("not found", None)]})
@@ -357,7 +396,12 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self._body()
             if self.path == "/v3/mail/send":
-                self._mail_send(body)
+                fake._enter()
+                self.in_flight = True
+                try:
+                    self._mail_send(body)
+                finally:
+                    self._done()
             elif self.path == "/_fake/mode":
                 self._control(body)
             elif self.path == "/_fake/reset":
@@ -381,8 +425,12 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
                     statuses = tuple(spec.get("statuses", (500, 503, 429)))
                     fake.set_random(float(spec["probability"]), int(spec.get("seed", 0)), statuses)
                 else:
-                    options = {k: float(spec[k]) for k in ("hang_seconds", "reset_seconds") if k in spec}
-                    fake.set_fault(spec.get("fault"), spec.get("count"), **options)
+                    keys = ("hang_seconds", "reset_seconds", "delay_seconds")
+                    options = {k: float(spec[k]) for k in keys if k in spec}
+                    if set(spec) == {"delay_seconds"}:
+                        fake.set_delay(options["delay_seconds"])
+                    else:
+                        fake.set_fault(spec.get("fault"), spec.get("count"), **options)
             except (ValueError, TypeError, AttributeError) as exc:
                 self._send(400, {"error": str(exc)})
                 return
@@ -390,6 +438,8 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
 
         def _mail_send(self, raw: bytes) -> None:
             fault, mode = fake._next_fault()
+            if mode.delay_seconds > 0:
+                fake._stop.wait(mode.delay_seconds)
             if fault == "hang":
                 # Answer nothing until the client gives up (or the fake stops).
                 fake._stop.wait(mode.hang_seconds)
@@ -442,8 +492,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--delay", type=float, default=0.0, help="answer every Mail Send this many seconds later")
     args = parser.parse_args()
     fake = FakeSendGrid(api_key=args.api_key, port=args.port).start()
+    fake.set_delay(args.delay)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     print(json.dumps({"url": fake.url, "api_key": fake.api_key, "public_key": fake.public_key}), flush=True)

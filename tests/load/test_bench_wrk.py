@@ -11,7 +11,7 @@ import pytest
 
 from bench import load, run
 from core.db import make_engine
-from tests.support.database import empty_tables
+from tests.support.database import empty_tables, publish_into
 
 pytestmark = pytest.mark.slow
 
@@ -24,6 +24,7 @@ def bench_server(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     engine = make_engine(database_url)
     empty_tables(engine)
     load.create_bench_table(engine)
+    publish_into(database_url, load.ROOT / "campaigns", tmp_path / "publisher")  # the shipped stem cell page
     monkeypatch.setattr(run, "WRK_SECONDS", 1.0)
     monkeypatch.setattr(run, "WEB_ROUNDS", 1)
     env = load.base_env(database_url, tmp_path / "instance", MAIL_BACKEND="outbox")

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from bench import load
 from core.db import make_engine
 from tests.support.content import CAMPAIGNS, POSTS
-from tests.support.database import empty_tables
+from tests.support.database import empty_tables, publish_into
 
 pytestmark = pytest.mark.slow
 
@@ -80,10 +80,12 @@ def test_concurrent_signups_keep_every_lead_once_and_welcome_it_once(database_ur
     _empty_database(database_url)
     instance = tmp_path / "instance"
     outbox = instance / "outbox"
+    campaigns = _campaigns_any_time(tmp_path)
+    publish_into(database_url, campaigns, tmp_path / "publisher")
     env = load.base_env(
         database_url,
         instance,
-        CAMPAIGNS_DIR=str(_campaigns_any_time(tmp_path)),
+        CAMPAIGNS_DIR=str(campaigns),
         BLOG_DIR=str(POSTS),
         MAIL_BACKEND="outbox",
         NURTURE_TICK_SECONDS="0.5",

@@ -15,6 +15,7 @@ from app import load_models
 from bench import load
 from core.db import Base, make_engine
 from tests.support.content import CAMPAIGNS, POSTS
+from tests.support.database import publish_into
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +46,7 @@ def test_sixth_signup_from_one_ip_is_refused_by_whichever_worker_answers(tmp_pat
     load_models()
     engine = make_engine(url)
     Base.metadata.create_all(engine)
+    publish_into(url, CAMPAIGNS, tmp_path / "publisher")
     env = load.base_env(
         url,
         tmp_path / "instance",

@@ -189,6 +189,7 @@ def test_gives_up_after_max_attempts_with_the_reason(app, clock):
 
 
 def test_rate_limit_stops_the_tick(app, clock):
+    app.config["NURTURE_CONCURRENCY"] = 1  # one call at a time (the pipelined case: test_nurture_dispatch_concurrency)
     sender = use_sender(
         app, FlakySender(TemporaryError("SendGrid rate limit (429): slow down", retry_after=30, rate_limited=True))
     )

@@ -1,4 +1,4 @@
-"""A batch recorded at once, sent one by one: the re-check before each send and a worker dying mid-batch."""
+"""A batch recorded at once, sent one by one (NURTURE_CONCURRENCY=1): the re-check before each send, a worker dying."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class BouncingOthers(RecordingSender):
 
 
 def test_suppression_arriving_mid_batch_stops_the_rest_of_the_batch(app):
+    app.config["NURTURE_CONCURRENCY"] = 1  # one call at a time (the pipelined case: test_nurture_dispatch_concurrency)
     leads = {email: factories.make_lead(app, email) for email in EMAILS}
     sender = use_sender(app, BouncingOthers())
     run_tick(app)
@@ -56,6 +57,7 @@ def test_suppression_arriving_mid_batch_stops_the_rest_of_the_batch(app):
 
 
 def test_worker_dying_mid_batch_leaves_only_the_email_in_flight_unknown(app, clock):
+    app.config["NURTURE_CONCURRENCY"] = 1  # one call at a time (the pipelined case: test_nurture_dispatch_concurrency)
     for email in EMAILS:
         factories.make_lead(app, email)
     crashing = use_sender(app, Crashing())

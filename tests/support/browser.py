@@ -51,6 +51,7 @@ def site_app(folder: Path) -> Flask:
     import config as app_config
     from app import create_app, load_models
     from core.db import Base, make_engine
+    from tests.support.database import publish_folders
 
     url = f"sqlite:///{folder / 'site.db'}"
     load_models()
@@ -59,7 +60,9 @@ def site_app(folder: Path) -> Flask:
     engine.dispose()
     config = app_config.TestConfig(str(folder / "instance"), url)
     config.RATELIMIT_ENABLED = False
-    return create_app(config)
+    application = create_app(config)
+    publish_folders(application, application.config["CAMPAIGNS_DIR"])
+    return application
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine
 from app import create_app
 from core.db import Base, db
 from core.extensions import limiter
+from studio.services import import_folders
 
 
 def empty_tables(engine: Engine) -> None:
@@ -24,12 +26,38 @@ def empty_tables(engine: Engine) -> None:
                 conn.execute(table.delete())
 
 
-def fresh_app(config: object) -> Iterator[Flask]:
-    """Yield the app built from `config` on emptied tables with fresh rate limits; close its database after."""
+def publish_folders(application: Flask, root: str | Path) -> None:
+    """Import the campaign folders under root and publish them, as `flask campaigns import --publish` does."""
+    with application.app_context():
+        with db.write_transaction() as session:
+            result = import_folders(session, Path(root), "tests", publish_them=True)
+        if result.problems:
+            raise AssertionError("fixture campaigns do not validate:\n" + "\n".join(result.problems))
+
+
+def fresh_app(config: object, publish: bool = True) -> Iterator[Flask]:
+    """Yield the app built from `config` on emptied tables with fresh rate limits, its CAMPAIGNS_DIR published;
+    close its database after."""
     application = create_app(config)
     with application.app_context():
         empty_tables(db.engine)
         limiter.reset()
+    if publish and Path(application.config["CAMPAIGNS_DIR"]).is_dir():
+        publish_folders(application, application.config["CAMPAIGNS_DIR"])
     yield application
     db.session.remove()
     db.engine.dispose()
+
+
+def publish_into(database_url: str, root: str | Path, instance: Path) -> None:
+    """Publish the campaign folders under root into the database at database_url (for tests that start the app
+    in other processes, which read campaigns from the database)."""
+    from config import TestConfig
+
+    config = TestConfig(str(instance), database_url)
+    config.CAMPAIGNS_DIR = str(root)
+    application = create_app(config)
+    publish_folders(application, root)
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()

@@ -1,6 +1,6 @@
 """Screenshots of the key pages at 390 and 1280 px into docs/screenshots/ (PNG, 256 colours when pngquant is here).
 
-    .venv/bin/python -m tests.support.screenshots
+    .venv/bin/python -m tests.support.screenshots [NAME-PREFIX]
 
 Seeds a throwaway app like the every-page browser test; needs Debian's chromium.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,9 @@ SHOTS = [
     ("admin-lead", "/admin/leads/{lead}", True, True),
     ("admin-deliveries", "/admin/deliveries", True, True),
     ("admin-email", "/admin/deliveries/{delivery}/email", True, False),
+    ("admin-studio-editor", "/admin/campaigns/prp-knee-osteoarthritis/edit", True, False),
+    ("admin-studio-publish", "/admin/campaigns/stem-cell-therapy/publish", True, True),
+    ("admin-studio-preview", "/admin/campaigns/stem-cell-therapy/draft?show=welcome&width=phone", True, False),
 ]
 
 
@@ -38,19 +42,39 @@ def _compress(path: Path) -> None:
         subprocess.run([pngquant, "--force", "--skip-if-larger", "--strip", "--output", str(path), "256", str(path)])
 
 
-def main() -> None:
-    """Write one PNG per page and width."""
+def _studio_drafts(app) -> None:
+    """Drafts worth showing: a new headline and subject to publish, and a typo in a delay beside its field."""
+    from core.db import db
+    from studio import services
+
+    with app.app_context(), db.write_transaction() as s:
+        record = services.get_record(s, "stem-cell-therapy")
+        doc = services.normalized(record.draft)
+        doc["page"]["headline"] = "Knee pain? Ask about your own stem cells"
+        doc["steps"][0]["subject"] = "We have your request, {{ first_name }}"
+        services.save_draft(s, record, doc, record.draft_revision, EMAIL)
+        record = services.get_record(s, "prp-knee-osteoarthritis")
+        doc = services.normalized(record.draft)
+        doc["steps"][1]["delay"] = "2x"
+        services.save_draft(s, record, doc, record.draft_revision, EMAIL)
+
+
+def main(only: str = "") -> None:
+    """Write one PNG per page and width (only the pages whose names start with `only`)."""
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         app = site_app(Path(folder))
         app.config["CLINIC_PHONE"] = "+13035550100"
         seed = _seed(app)
+        _studio_drafts(app)
         with serve(app) as base, chromium() as browser:
             for size in VIEWPORTS.values():
                 context = browser.new_context(viewport=size, device_scale_factor=1)
                 page = context.new_page()
                 signed_in = False
                 for name, path, needs_login, full in SHOTS:
+                    if not name.startswith(only):
+                        continue
                     if needs_login and not signed_in:
                         page.goto(base + "/admin/login")
                         page.get_by_label("Email").fill(EMAIL)
@@ -74,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else "")

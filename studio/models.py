@@ -1,0 +1,69 @@
+"""The campaign store: each campaign's draft and its immutable published versions, the audit log, and one
+revision number every process checks to know when published content changed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.clock import now
+from core.columns import BigId, UTCDateTime
+from core.db import Base
+
+
+class CampaignRecord(Base):
+    """A campaign: its working draft (saved with a revision number) and which published version is live."""
+
+    __tablename__ = "studio_campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    draft: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Bumped on every save: a save based on an older revision is a conflict, never a silent overwrite.
+    draft_revision: Mapped[int] = mapped_column(Integer, default=1)
+    draft_saved_by: Mapped[str | None] = mapped_column(String(320))
+    draft_saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    live_version: Mapped[int | None] = mapped_column(Integer)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    created_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class CampaignVersion(Base):
+    """A published version: never changed once written; rolling back publishes an old one again as a new one."""
+
+    __tablename__ = "studio_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "number"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("studio_campaigns.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_by: Mapped[str | None] = mapped_column(String(320))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    note: Mapped[str | None] = mapped_column(String(200))
+
+
+class AuditEntry(Base):
+    """Who changed what in the studio, and when (saves, publishes, roll-backs, archives, imports)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+    actor: Mapped[str | None] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(120), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ContentRevision(Base):
+    """One row, bumped whenever published content changes: each process compares it to the one it holds."""
+
+    __tablename__ = "content_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)

@@ -18,6 +18,7 @@ from werkzeug.routing import BuildError
 from alerts.models import WebhookEvent
 from core.clock import now
 from leads.models import Lead, Submission
+from mailer import wake
 from mailer.models import Delivery
 
 # The admin's lead page; the first that exists wins.
@@ -89,6 +90,7 @@ def record_intake_alerts(session: Session, lead: Lead, submission: Submission, a
         for address in addresses
     ]
     insert_ignoring_duplicates(session, rows)
+    wake.soon(session)  # the front desk hears of the request as soon as it is committed, not at the next tick
     return len(rows)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core import signals
 from core.clock import now
 from leads.models import Lead
+from mailer import wake
 from mailer.models import Delivery
 from nurture.models import Enrollment
 from nurture.schedule import due_at
@@ -47,13 +48,17 @@ def _campaign(value: Any) -> Campaign | None:
     return registry().get(slug) if isinstance(slug, str) else None
 
 
-def enroll(session: Session, lead: Lead, campaign: Campaign) -> Enrollment:
-    """Get or create the lead's enrollment in `campaign`; a repeat signup neither restarts nor duplicates it."""
-    enrollment = session.scalars(
-        select(Enrollment).where(Enrollment.lead_id == lead.id, Enrollment.campaign_slug == campaign.slug)
-    ).first()
-    if enrollment is not None:
-        return enrollment
+def enroll(session: Session, lead: Lead, campaign: Campaign, *, new_lead: bool = False) -> Enrollment:
+    """Get or create the lead's enrollment in `campaign`; a repeat signup neither restarts nor duplicates it.
+
+    `new_lead`: the lead was created in this transaction, so it has no enrollment to look for.
+    """
+    if not new_lead:
+        enrollment = session.scalars(
+            select(Enrollment).where(Enrollment.lead_id == lead.id, Enrollment.campaign_slug == campaign.slug)
+        ).first()
+        if enrollment is not None:
+            return enrollment
     moment = now()
     enrollment = Enrollment(lead_id=lead.id, campaign_slug=campaign.slug, created_at=moment, next_step=0)
     if campaign.double_opt_in:
@@ -80,6 +85,7 @@ def enroll(session: Session, lead: Lead, campaign: Campaign) -> Enrollment:
         activate(enrollment, campaign, lead, moment)
         session.add(enrollment)
     session.flush()
+    wake_if_due(session, enrollment, moment)
     log.info("enrollment %s created for lead %s in %s (%s)", enrollment.id, lead.id, campaign.slug, enrollment.state)
     return enrollment
 
@@ -91,6 +97,12 @@ def activate(enrollment: Enrollment, campaign: Campaign, lead: Lead, moment: dat
     enrollment.state = "active" if enrollment.next_send_at is not None else "completed"
     if enrollment.state == "completed":
         enrollment.ended_at = moment
+
+
+def wake_if_due(session: Session, enrollment: Enrollment, moment: datetime) -> None:
+    """Wake the worker after commit when this enrollment has mail due now (a welcome, a confirmation)."""
+    if enrollment.state == "pending" or (enrollment.next_send_at is not None and enrollment.next_send_at <= moment):
+        wake.soon(session)
 
 
 def end_enrollments(session: Session, lead_id: int, reason: str, *, slugs: tuple[str, ...] | None = None) -> int:
@@ -122,7 +134,14 @@ def end_enrollments(session: Session, lead_id: int, reason: str, *, slugs: tuple
 
 
 def on_lead_captured(
-    sender: Flask, *, session: Session, lead: Lead, campaign: Any = None, consented: bool = False, **_: Any
+    sender: Flask,
+    *,
+    session: Session,
+    lead: Lead,
+    campaign: Any = None,
+    consented: bool = False,
+    created: bool = False,
+    **_: Any,
 ) -> None:
     """A consenting signup enrolls the lead in its landing page's campaign."""
     found = _campaign(campaign)
@@ -130,7 +149,8 @@ def on_lead_captured(
         return
     if lead.erased_at is not None or lead.email is None:
         return
-    enroll(session, lead, found)
+    # A lead created by this very signup cannot be enrolled yet: no lookup (the unique key still guards it).
+    enroll(session, lead, found, new_lead=created)
 
 
 def on_status_changed(sender: Flask, *, session: Session, lead: Lead, new_status: str, **_: Any) -> None:

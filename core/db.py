@@ -27,6 +27,14 @@ NAMING = {
 MAX_ID = 2**63 - 1
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15000
+# Rows per IN (...) list and per multi-row INSERT: well under SQLite's limit on bound parameters.
+CHUNK = 500
+
+
+def chunked(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """`values` in consecutive slices of at most `size`, for set-based statements over many rows."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 class IdConverter(IntegerConverter):

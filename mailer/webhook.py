@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,9 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.clock import now
+from core.db import chunked
 from leads.models import Lead
 from mailer.models import Delivery, ProviderEvent
-from mailer.suppression import suppress
+from mailer.suppression import Suppressing, suppress_many
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 MAX_AGE_SECONDS = 600
 SUPPRESSING_EVENTS = frozenset({"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe"})
-# Rows per IN (...) list and per multi-row INSERT: well under SQLite's limit on bound parameters.
-CHUNK = 500
 _EMAIL = re.compile(r"[^\s<>\"'@,;:]+@[^\s<>\"'@,;:]+")
 
 
@@ -204,23 +202,18 @@ def same_address(one: str | None, other: str | None) -> bool:
     return bool(one and other and "@" in one and "@" in other and canonical(one) == canonical(other))
 
 
-def _chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 def _find_deliveries(session: Session, events: list[Event]) -> dict[str, Any]:
     """Each event's delivery (by delivery_id, else by message id), only where the delivery's address is the event's."""
     by_id: dict[int, Any] = {}
-    for chunk in _chunks(sorted({e.delivery_id for e in events if e.delivery_id is not None})):
+    for chunk in chunked(sorted({e.delivery_id for e in events if e.delivery_id is not None})):
         by_id.update((d.id, d) for d in session.scalars(select(Delivery).where(Delivery.id.in_(chunk))))
     by_message: dict[str, list[Any]] = {}
-    for chunk in _chunks(sorted({e.message_id for e in events if e.message_id})):
+    for chunk in chunked(sorted({e.message_id for e in events if e.message_id})):
         for delivery in session.scalars(select(Delivery).where(Delivery.provider_message_id.in_(chunk))):
             by_message.setdefault(delivery.provider_message_id, []).append(delivery)
     found = [*by_id.values(), *(d for group in by_message.values() for d in group)]
     lead_emails: dict[int, str | None] = {}
-    for chunk in _chunks(sorted({d.lead_id for d in found if d.lead_id is not None and not d.recipient})):
+    for chunk in chunked(sorted({d.lead_id for d in found if d.lead_id is not None and not d.recipient})):
         lead_emails.update(
             (row.id, row.email) for row in session.execute(select(Lead.id, Lead.email).where(Lead.id.in_(chunk)))
         )
@@ -271,14 +264,34 @@ def _apply(event: Event, delivery: Any) -> None:
         delivery.unsubscribed_at = delivery.unsubscribed_at or at
 
 
-def _suppress(session: Session, event: Event, delivery: Any) -> None:
-    lead = None
-    if delivery is not None and delivery.lead_id is not None:
-        lead = session.get(Lead, delivery.lead_id)
+def _suppressions(session: Session, events: list[Event], deliveries: dict[str, Any]) -> list[Suppressing]:
+    """What the suppressing events ask, each with its delivery's lead when that lead has the event's address."""
+    wanted = [
+        event
+        for event in events
+        # A "blocked" bounce is temporary (the receiving server said not now), so it does not suppress.
+        if event.kind in SUPPRESSING_EVENTS
+        and not (event.kind == "bounce" and _is_blocked(event))
+        and event.email
+        and "@" in event.email
+    ]
+    hinted = sorted(
+        {deliveries[e.key].lead_id for e in wanted if deliveries[e.key] is not None and deliveries[e.key].lead_id}
+    )
+    emails: dict[int, str | None] = {}
+    for chunk in chunked(hinted):
+        emails.update(
+            (row.id, row.email) for row in session.execute(select(Lead.id, Lead.email).where(Lead.id.in_(chunk)))
+        )
+    items = []
+    for event in wanted:
+        delivery = deliveries[event.key]
+        lead_id = delivery.lead_id if delivery is not None else None
         # Trust the address SendGrid names; the lead is only a hint when they agree.
-        if lead is not None and not same_address(lead.email, event.email):
-            lead = None
-    suppress(session, event.email, event.kind, "provider", detail=event.reason, lead=lead)
+        if lead_id is not None and not same_address(emails.get(lead_id), event.email):
+            lead_id = None
+        items.append(Suppressing(event.email or "", event.kind, event.reason, lead_id))
+    return items
 
 
 def _store_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
@@ -291,7 +304,7 @@ def _store_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     table = ProviderEvent.__table__
     statement = insert_new(table).on_conflict_do_nothing(index_elements=["sg_event_id"]).returning(table.c.sg_event_id)
     stored: set[str] = set()
-    for chunk in _chunks(rows):
+    for chunk in chunked(rows):
         stored.update(session.scalars(statement, chunk))
     return stored
 
@@ -333,13 +346,6 @@ def process(session: Session, events: list[dict[str, Any]]) -> dict[str, int]:
             _apply(event, deliveries[event.key])
     # Every delivery written once, before the suppressions' queries would flush them again and again.
     session.flush()
-    suppressed: set[tuple[str, str]] = set()
-    for event in batch:
-        # A "blocked" bounce is temporary (the receiving server said not now), so it does not suppress.
-        if event.kind in SUPPRESSING_EVENTS and not (event.kind == "bounce" and _is_blocked(event)):
-            once = ((event.email or "").strip().lower(), event.kind)
-            if event.email and "@" in event.email and once not in suppressed:
-                suppressed.add(once)
-                _suppress(session, event, deliveries[event.key])
-    session.flush()
+    # In bulk too: one at a time, 10,000 bounces took 6 s on SQLite and 11 s on PostgreSQL.
+    suppress_many(session, _suppressions(session, batch, deliveries), "provider")
     return counts

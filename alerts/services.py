@@ -17,7 +17,7 @@ from werkzeug.routing import BuildError
 
 from alerts.models import WebhookEvent
 from core.clock import now
-from core.db import chunked
+from core.db import among, chunked, insert_rows
 from leads.models import Lead, Submission
 from mailer.models import Delivery
 
@@ -167,7 +167,15 @@ def record_webhook_events(
     moment = now()
     added = 0
     for chunk in chunked(list(dict.fromkeys(lead_ids))):
-        leads = {lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(chunk)))}
+        # Rows of the columns lead_data reads, not whole leads (flushed above: what the session changed is read).
+        leads = {
+            row.id: row
+            for row in session.execute(
+                select(Lead.id, Lead.status, Lead.source, Lead.landing_slug, Lead.created_at).where(
+                    among(session, Lead.id, chunk)
+                )
+            )
+        }
         rows = []
         for lead_id in chunk:
             lead = leads.get(lead_id)
@@ -195,9 +203,8 @@ def record_webhook_events(
                 }
                 for url in urls
             )
-        if rows:
-            session.execute(WebhookEvent.__table__.insert(), rows)
-            added += len(rows)
+        insert_rows(session, WebhookEvent.__table__, rows)
+        added += len(rows)
     return added
 
 

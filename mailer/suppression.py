@@ -7,12 +7,11 @@ from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
-from core.db import chunked
+from core.db import among, chunked, insert_rows
 from leads.models import Consent, Lead
 from mailer.base import PermanentError
 from mailer.models import Suppression, email_hash
@@ -138,18 +137,14 @@ def suppress_many(session: Session, items: list[Suppressing], source: str) -> in
                 "created_at": moment,
             },
         )
-    insert_new = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     table = Suppression.__table__
-    statement = insert_new(table).on_conflict_do_nothing(index_elements=["email_hash"]).returning(table.c.id)
-    added = 0
-    for chunk in chunked(list(rows.values())):
-        added += len(session.scalars(statement, chunk).all())
+    added = len(insert_rows(session, table, list(rows.values()), unique="email_hash", returning=table.c.id))
 
     lead_of: dict[str, int] = {}
     for chunk in chunked(sorted({item.email for item in firsts if item.lead_id is None})):
         lead_of.update(
             (email, lead_id)
-            for lead_id, email in session.execute(select(Lead.id, Lead.email).where(Lead.email.in_(chunk)))
+            for lead_id, email in session.execute(select(Lead.id, Lead.email).where(among(session, Lead.email, chunk)))
         )
     named = [(item, item.lead_id or lead_of.get(item.email)) for item in firsts]
     _withdraw(session, [lead_id for item, lead_id in named if lead_id and item.reason in WITHDRAWAL_REASONS], source)
@@ -179,7 +174,7 @@ def _withdraw(session: Session, lead_ids: list[int], source: str) -> None:
         ids = list(
             session.scalars(
                 select(Lead.id).where(
-                    Lead.id.in_(chunk), or_(Lead.unsubscribed_at.is_(None), Lead.email_opt_in.is_(True))
+                    among(session, Lead.id, chunk), or_(Lead.unsubscribed_at.is_(None), Lead.email_opt_in.is_(True))
                 )
             )
         )
@@ -187,13 +182,14 @@ def _withdraw(session: Session, lead_ids: list[int], source: str) -> None:
             continue
         session.execute(
             update(Lead)
-            .where(Lead.id.in_(ids))
+            .where(among(session, Lead.id, ids))
             .values(unsubscribed_at=func.coalesce(Lead.unsubscribed_at, moment), email_opt_in=False)
             .execution_options(synchronize_session="fetch")
         )
         consent_source = _CONSENT_SOURCE.get(source, source)[:32]
-        session.execute(
-            Consent.__table__.insert(),
+        insert_rows(
+            session,
+            Consent.__table__,
             [
                 {
                     "lead_id": lead_id,

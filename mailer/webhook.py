@@ -20,11 +20,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.clock import now
-from core.db import chunked
+from core.db import among, chunked, insert_rows
 from leads.models import Lead
 from mailer.models import Delivery, ProviderEvent
 from mailer.suppression import Suppressing, suppress_many
@@ -204,30 +203,37 @@ def same_address(one: str | None, other: str | None) -> bool:
 
 def _find_deliveries(session: Session, events: list[Event]) -> dict[str, Any]:
     """Each event's delivery (by delivery_id, else by message id), only where the delivery's address is the event's."""
+    lead_emails: dict[int, str | None] = {}
+
+    def learn_addresses(deliveries: list[Any]) -> None:
+        wanted = {d.lead_id for d in deliveries if d.lead_id is not None and not d.recipient} - lead_emails.keys()
+        for chunk in chunked(sorted(wanted)):
+            lead_emails.update(
+                (row.id, row.email)
+                for row in session.execute(select(Lead.id, Lead.email).where(among(session, Lead.id, chunk)))
+            )
+
+    def agrees(delivery: Any, event: Event) -> bool:
+        # An event about another address must never change this delivery (a bounce would stop its sequence).
+        return same_address(delivery.recipient or lead_emails.get(delivery.lead_id), event.email)
+
     by_id: dict[int, Any] = {}
     for chunk in chunked(sorted({e.delivery_id for e in events if e.delivery_id is not None})):
-        by_id.update((d.id, d) for d in session.scalars(select(Delivery).where(Delivery.id.in_(chunk))))
-    by_message: dict[str, list[Any]] = {}
-    for chunk in chunked(sorted({e.message_id for e in events if e.message_id})):
-        for delivery in session.scalars(select(Delivery).where(Delivery.provider_message_id.in_(chunk))):
-            by_message.setdefault(delivery.provider_message_id, []).append(delivery)
-    found = [*by_id.values(), *(d for group in by_message.values() for d in group)]
-    lead_emails: dict[int, str | None] = {}
-    for chunk in chunked(sorted({d.lead_id for d in found if d.lead_id is not None and not d.recipient})):
-        lead_emails.update(
-            (row.id, row.email) for row in session.execute(select(Lead.id, Lead.email).where(Lead.id.in_(chunk)))
-        )
-
-    def address(delivery: Any) -> str | None:
-        return delivery.recipient or lead_emails.get(delivery.lead_id)
-
+        by_id.update((d.id, d) for d in session.scalars(select(Delivery).where(among(session, Delivery.id, chunk))))
+    learn_addresses(list(by_id.values()))
     matches: dict[str, Any] = {}
     for event in events:
-        candidates = [by_id.get(event.delivery_id), *by_message.get(event.message_id or "", [])]
-        # An event about another address must never change this delivery (a bounce would stop its sequence).
-        matches[event.key] = next(
-            (d for d in candidates if d is not None and same_address(address(d), event.email)), None
-        )
+        delivery = by_id.get(event.delivery_id) if event.delivery_id is not None else None
+        matches[event.key] = delivery if delivery is not None and agrees(delivery, event) else None
+    # The message id only for events their delivery_id did not settle: most batches need no second lookup.
+    unsettled = [e for e in events if matches[e.key] is None and e.message_id]
+    by_message: dict[str, list[Any]] = {}
+    for chunk in chunked(sorted({e.message_id for e in unsettled if e.message_id})):
+        for delivery in session.scalars(select(Delivery).where(among(session, Delivery.provider_message_id, chunk))):
+            by_message.setdefault(delivery.provider_message_id, []).append(delivery)
+    learn_addresses([d for group in by_message.values() for d in group])
+    for event in unsettled:
+        matches[event.key] = next((d for d in by_message.get(event.message_id or "", []) if agrees(d, event)), None)
     return matches
 
 
@@ -281,7 +287,8 @@ def _suppressions(session: Session, events: list[Event], deliveries: dict[str, A
     emails: dict[int, str | None] = {}
     for chunk in chunked(hinted):
         emails.update(
-            (row.id, row.email) for row in session.execute(select(Lead.id, Lead.email).where(Lead.id.in_(chunk)))
+            (row.id, row.email)
+            for row in session.execute(select(Lead.id, Lead.email).where(among(session, Lead.id, chunk)))
         )
     items = []
     for event in wanted:
@@ -300,13 +307,8 @@ def _store_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     ON CONFLICT DO NOTHING both finds replays (no lookup whose plan depends on table statistics) and lets
     two deliveries of the same batch at once store each event exactly once.
     """
-    insert_new = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     table = ProviderEvent.__table__
-    statement = insert_new(table).on_conflict_do_nothing(index_elements=["sg_event_id"]).returning(table.c.sg_event_id)
-    stored: set[str] = set()
-    for chunk in chunked(rows):
-        stored.update(session.scalars(statement, chunk))
-    return stored
+    return set(insert_rows(session, table, rows, unique="sg_event_id", returning=table.c.sg_event_id))
 
 
 def process(session: Session, events: list[dict[str, Any]]) -> dict[str, int]:

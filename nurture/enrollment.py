@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
-from core.db import chunked
+from core.db import among, chunked
 from leads.models import Lead
 from mailer.models import Delivery
 from nurture.models import Enrollment
@@ -111,19 +111,19 @@ def end_enrollments_of(
     moment = now()
     ended = 0
     for chunk in chunked(sorted(set(lead_ids))):
-        where = [Enrollment.lead_id.in_(chunk), Enrollment.state.in_(("pending", "active"))]
+        where = [among(session, Enrollment.lead_id, chunk), Enrollment.state.in_(("pending", "active"))]
         if slugs is not None:
             where.append(Enrollment.campaign_slug.in_(slugs))
         for ids in chunked(list(session.scalars(select(Enrollment.id).where(*where)))):
             session.execute(
                 update(Enrollment)
-                .where(Enrollment.id.in_(ids))
+                .where(among(session, Enrollment.id, ids))
                 .values(state="exited", exit_reason=reason[:64], next_send_at=None, ended_at=moment)
                 .execution_options(synchronize_session="fetch")
             )
             session.execute(
                 update(Delivery)
-                .where(Delivery.enrollment_id.in_(ids), Delivery.state.in_(("pending", "retrying")))
+                .where(among(session, Delivery.enrollment_id, ids), Delivery.state.in_(("pending", "retrying")))
                 .values(state="skipped", error=f"enrollment ended: {reason}"[:500], due_at=None, updated_at=moment)
                 .execution_options(synchronize_session="fetch")
             )

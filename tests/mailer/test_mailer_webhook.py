@@ -454,3 +454,20 @@ def test_an_accepted_batch_clears_the_stale_alarm_and_unsigned_requests_never_ra
         assert "arrive 11 minutes older" in entry["note"]
         assert post(client, fake_sendgrid, [event(delivery, "open", "s2", clock)], clock).status_code == 200
         assert client.get("/healthz").get_json()["sendgrid_webhook"] == {"ok": True}
+
+
+def test_lone_surrogates_and_nuls_in_a_signed_batch_never_cause_a_500(sendgrid_app, fake_sendgrid, clock):
+    """JSON may escape characters no database column can hold; the event is stored without them."""
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        bounce = event(delivery, "bounce", "s1\udc00", clock, reason="550 no\ud800 such\x00 user", type="bounce")
+        drop = event(delivery, "dropped", "s2", clock, email="x\ud800@example.com", reason="\udfff")
+        body = json.dumps([bounce, drop]).encode()
+        signed, headers = fake_sendgrid.sign(body, clock.now())
+        response = client.post(URL, data=signed, headers=headers)
+        assert response.status_code == 200
+        db.session.expire_all()
+        assert is_suppressed(db.session, "kim@example.com")
+        assert db.session.get(Delivery, delivery.id).state == "bounced"
+        assert not is_suppressed(db.session, "x@example.com")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
+from core.db import among, chunked
 from leads.models import Lead
 from mailer import wake
 from mailer.models import Delivery
@@ -110,27 +111,37 @@ def end_enrollments(session: Session, lead_id: int, reason: str, *, slugs: tuple
 
     Unsent confirmations and reminders of those enrollments are skipped with the same reason.
     """
+    ended = end_enrollments_of(session, [lead_id], reason, slugs=slugs)
+    if ended:
+        log.info("lead %s: %d enrollment(s) ended (%s)", lead_id, ended, reason)
+    return ended
+
+
+def end_enrollments_of(
+    session: Session, lead_ids: list[int], reason: str, *, slugs: tuple[str, ...] | None = None
+) -> int:
+    """end_enrollments() for many leads at once, a few statements per 500 leads; returns how many ended."""
     moment = now()
-    where = [Enrollment.lead_id == lead_id, Enrollment.state.in_(("pending", "active"))]
-    if slugs is not None:
-        where.append(Enrollment.campaign_slug.in_(slugs))
-    ids = list(session.scalars(select(Enrollment.id).where(*where)))
-    if not ids:
-        return 0
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.id.in_(ids))
-        .values(state="exited", exit_reason=reason[:64], next_send_at=None, ended_at=moment)
-        .execution_options(synchronize_session="fetch")
-    )
-    session.execute(
-        update(Delivery)
-        .where(Delivery.enrollment_id.in_(ids), Delivery.state.in_(("pending", "retrying")))
-        .values(state="skipped", error=f"enrollment ended: {reason}"[:500], due_at=None, updated_at=moment)
-        .execution_options(synchronize_session="fetch")
-    )
-    log.info("lead %s: %d enrollment(s) ended (%s)", lead_id, len(ids), reason)
-    return len(ids)
+    ended = 0
+    for chunk in chunked(sorted(set(lead_ids))):
+        where = [among(session, Enrollment.lead_id, chunk), Enrollment.state.in_(("pending", "active"))]
+        if slugs is not None:
+            where.append(Enrollment.campaign_slug.in_(slugs))
+        for ids in chunked(list(session.scalars(select(Enrollment.id).where(*where)))):
+            session.execute(
+                update(Enrollment)
+                .where(among(session, Enrollment.id, ids))
+                .values(state="exited", exit_reason=reason[:64], next_send_at=None, ended_at=moment)
+                .execution_options(synchronize_session="fetch")
+            )
+            session.execute(
+                update(Delivery)
+                .where(among(session, Delivery.enrollment_id, ids), Delivery.state.in_(("pending", "retrying")))
+                .values(state="skipped", error=f"enrollment ended: {reason}"[:500], due_at=None, updated_at=moment)
+                .execution_options(synchronize_session="fetch")
+            )
+            ended += len(ids)
+    return ended
 
 
 def on_lead_captured(
@@ -160,10 +171,17 @@ def on_status_changed(sender: Flask, *, session: Session, lead: Lead, new_status
         end_enrollments(session, lead.id, f"status:{new_status}", slugs=slugs)
 
 
-def on_unsubscribed(sender: Flask, *, session: Session, lead: Lead | None = None, reason: str = "", **_: Any) -> None:
-    """Unsubscribe, bounce or spam report: every enrollment of the lead ends."""
-    if lead is not None:
-        end_enrollments(session, lead.id, f"unsubscribed:{reason or 'unsubscribe'}")
+def on_unsubscribed(
+    sender: Flask, *, session: Session, lead_ids: list[int] | None = None, reason: str = "", **_: Any
+) -> None:
+    """Unsubscribe, bounce or spam report: every enrollment of each lead ends (a provider's batch names many)."""
+    lead_ids = lead_ids or []
+    why = f"unsubscribed:{reason or 'unsubscribe'}"
+    if len(lead_ids) == 1:
+        end_enrollments(session, lead_ids[0], why)
+    elif lead_ids:
+        ended = end_enrollments_of(session, lead_ids, why)
+        log.info("%d lead(s): %d enrollment(s) ended (%s)", len(lead_ids), ended, why)
 
 
 def on_erased(sender: Flask, *, session: Session, lead: Lead, **_: Any) -> None:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from werkzeug.exceptions import HTTPException
 
 from core.db import check_connection
+from studio.post_registry import Blog, blog
 from studio.registry import registry
 
 bp = Blueprint("public", __name__)
@@ -31,14 +32,14 @@ def _campaigns() -> list:
     return sorted(registry().active(), key=lambda c: c.name.lower())
 
 
-def _blog():  # noqa: ANN202
-    return current_app.extensions.get("blog")
+def _blog() -> Blog:
+    return blog()
 
 
 @bp.get("/")
 def home() -> str:
     """The treatments on offer and the latest posts."""
-    posts = _blog().latest(HOME_POSTS) if _blog() else []
+    posts = _blog().latest(HOME_POSTS)
     return render_template("public/home.html", campaigns=_campaigns(), posts=posts)
 
 
@@ -61,8 +62,7 @@ def privacy() -> str:
 @bp.get("/sitemap.xml")
 def sitemap() -> Response:
     """Every page a search engine should know: home, each active landing page, the blog and each post."""
-    posts = _blog().posts if _blog() else []
-    body = render_template("public/sitemap.xml", campaigns=_campaigns(), posts=posts)
+    body = render_template("public/sitemap.xml", campaigns=_campaigns(), posts=_blog().posts)
     return Response(body, mimetype="application/xml")
 
 
@@ -89,7 +89,7 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int]:
     if _wants_json():
         response = Response(json.dumps({"error": title, "status": code}), mimetype="application/json")
     elif code == 404:
-        posts = _blog().latest(HOME_POSTS) if _blog() else []
+        posts = _blog().latest(HOME_POSTS)
         page = render_template("errors/404.html", title=title, message=message, campaigns=_campaigns(), posts=posts)
         response = Response(page, mimetype="text/html")
     else:

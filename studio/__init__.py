@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from studio import cli, registry
+from studio import cli, post_registry, registry
 
 
 def init_app(app: Flask) -> None:
-    """Hold the live campaigns of this process and register `flask campaigns`."""
+    """Hold the live campaigns and posts of this process and register `flask campaigns`."""
     registry.init_app(app)
+    post_registry.init_app(app)
     app.cli.add_command(cli.campaigns_cli)

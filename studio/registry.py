@@ -97,10 +97,11 @@ class LiveRegistry:
 
 
 def _after_commit(session: Session) -> None:
-    if session.info.pop("content_changed", False):
-        live = current_app.extensions.get("campaigns") if current_app else None
-        if isinstance(live, LiveRegistry):
-            live.stale()
+    if session.info.pop("content_changed", False) and current_app:
+        for name in ("campaigns", "posts", "settings"):
+            held = current_app.extensions.get(name)
+            if hasattr(held, "stale"):
+                held.stale()
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,60 @@
+"""Blog posts in the database: drafts, published and scheduled versions
+
+Revision ID: 0100_i15
+Revises: 0006_studio
+Create Date: 2026-11-29 12:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0100_i15"
+down_revision = "0006_studio"
+branch_labels = None
+depends_on = None
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "blog_posts",
+        sa.Column("id", BigId, primary_key=True),
+        sa.Column("slug", sa.String(length=80), nullable=False),
+        sa.Column("draft", sa.JSON(), nullable=False),
+        sa.Column("draft_revision", sa.Integer(), nullable=False),
+        sa.Column("draft_saved_by", sa.String(length=320), nullable=True),
+        sa.Column("draft_saved_at", sa.DateTime(), nullable=False),
+        sa.Column("live_version", sa.Integer(), nullable=True),
+        sa.Column("live_since", sa.DateTime(), nullable=True),
+        sa.Column("scheduled_version", sa.Integer(), nullable=True),
+        sa.Column("scheduled_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_by", sa.String(length=320), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blog_posts")),
+        sa.UniqueConstraint("slug", name=op.f("uq_blog_posts_slug")),
+    )
+    op.create_table(
+        "blog_post_versions",
+        sa.Column("id", BigId, primary_key=True),
+        sa.Column("post_id", BigId, nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("published_by", sa.String(length=320), nullable=True),
+        sa.Column("published_at", sa.DateTime(), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["post_id"], ["blog_posts.id"], name=op.f("fk_blog_post_versions_post_id_blog_posts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blog_post_versions")),
+        sa.UniqueConstraint("post_id", "number", name=op.f("uq_blog_post_versions_post_id_number")),
+    )
+    op.create_index(op.f("ix_blog_post_versions_post_id"), "blog_post_versions", ["post_id"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_blog_post_versions_post_id"), table_name="blog_post_versions")
+    op.drop_table("blog_post_versions")
+    op.drop_table("blog_posts")

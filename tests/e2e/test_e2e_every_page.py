@@ -102,7 +102,7 @@ def _value(endpoint: str, argument: str, seed: dict, app) -> object:
             "user_id": seed["user"],
             "step_id": "welcome",
             "name": seed["outbox"],
-            "slug": blog().posts[0].slug if endpoint.startswith("blog.") else "stem-cell-therapy",
+            "slug": blog().posts[0].slug if endpoint.startswith(("blog.", "admin.posts_")) else "stem-cell-therapy",
             "segment": "prp",
             "token": make_confirm_token(seed["enrollment"])
             if endpoint == "nurture.confirm"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import traceback
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from core.db import check_connection
+from core.db import check_connection, db
+from studio.media import EXTENSIONS, variant
 from studio.post_registry import Blog, blog
 from studio.registry import registry
 
@@ -64,6 +65,18 @@ def sitemap() -> Response:
     """Every page a search engine should know: home, each active landing page, the blog and each post."""
     body = render_template("public/sitemap.xml", campaigns=_campaigns(), posts=_blog().posts)
     return Response(body, mimetype="application/xml")
+
+
+@bp.get("/media/<key>-<int:width>.<ext>")
+def media(key: str, width: int, ext: str) -> Response:
+    """One stored width of an uploaded image: cached for a year (a changed picture gets a new key), with an ETag."""
+    found = variant(db.session, key, width, ext) if ext in EXTENSIONS and len(key) <= 32 else None
+    if found is None:
+        abort(404)
+    response = Response(found.data, mimetype=found.content_type)
+    response.set_etag(found.etag)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response.make_conditional(request)
 
 
 @bp.get("/robots.txt")

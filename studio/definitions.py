@@ -23,6 +23,7 @@ RESERVED_SLUGS = frozenset(
         "api",
         "blog",
         "confirm",
+        "media",
         "healthz",
         "privacy",
         "static",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.clock import now
@@ -115,3 +115,35 @@ class PostVersion(Base):
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class MediaImage(Base):
+    """An uploaded picture (re-encoded, metadata stripped) with its description; served from every web server."""
+
+    __tablename__ = "media_images"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # A hash of the re-encoded pixels: the same picture uploaded twice is stored once.
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    alt: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[str | None] = mapped_column(String(320))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class MediaVariant(Base):
+    """One size of an image, for `srcset` (the bytes, their type and the ETag they are served with)."""
+
+    __tablename__ = "media_variants"
+    __table_args__ = (UniqueConstraint("image_id", "width"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("media_images.id", ondelete="CASCADE"), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(40))
+    etag: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

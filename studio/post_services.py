@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core.clock import now
 from core.markdown import blog_links
 from studio.document import Problem
+from studio.media import images_by_key
 from studio.models import CampaignRecord, CampaignVersion, PostRecord, PostVersion
 from studio.posts import (
     DEFAULT_TREATMENT,
@@ -88,7 +89,7 @@ def normalized_post(doc: PostDocument) -> PostDocument:
 
 def media_index(session: Session) -> dict[str, Any] | None:
     """The uploaded images a post may name, by key."""
-    return None
+    return images_by_key(session)
 
 
 def check_post(session: Session, doc: PostDocument) -> tuple[Post | None, list[Problem]]:

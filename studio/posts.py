@@ -49,6 +49,7 @@ class PostImage:
     height: int
     srcset: str = ""
     url: str = ""
+    uploaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ def _image(
     alt = value.get("alt")
     if not isinstance(alt, str):
         problems.append(Problem("image.alt", "is required (describe the picture; empty quotes if decorative)"))
+    if uploaded is not None:
+        # An uploaded picture knows its own shape; a size given anyway must still be sensible.
+        value = {"width": uploaded.width, "height": uploaded.height} | {
+            k: v for k, v in value.items() if v is not None
+        }
     for key in ("width", "height"):
         size = value.get(key)
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4000:
@@ -165,6 +171,7 @@ def _image(
             height=value["height"],
             srcset=uploaded.srcset,
             url=uploaded.url,
+            uploaded=True,
         )
     return PostImage(src=src.strip(), alt=alt.strip(), width=value["width"], height=value["height"])
 

@@ -1,4 +1,4 @@
-"""Blog posts in the database: drafts, published and scheduled versions
+"""Blog posts in the database (drafts, published and scheduled versions) and uploaded images in their sizes
 
 Revision ID: 0100_i15
 Revises: 0006_studio
@@ -52,9 +52,42 @@ def upgrade() -> None:
         sa.UniqueConstraint("post_id", "number", name=op.f("uq_blog_post_versions_post_id_number")),
     )
     op.create_index(op.f("ix_blog_post_versions_post_id"), "blog_post_versions", ["post_id"])
+    op.create_table(
+        "media_images",
+        sa.Column("id", BigId, primary_key=True),
+        sa.Column("key", sa.String(length=32), nullable=False),
+        sa.Column("alt", sa.Text(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=320), nullable=True),
+        sa.Column("uploaded_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_media_images")),
+        sa.UniqueConstraint("key", name=op.f("uq_media_images_key")),
+    )
+    op.create_table(
+        "media_variants",
+        sa.Column("id", BigId, primary_key=True),
+        sa.Column("image_id", BigId, nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("content_type", sa.String(length=40), nullable=False),
+        sa.Column("etag", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["image_id"], ["media_images.id"], name=op.f("fk_media_variants_image_id_media_images"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_media_variants")),
+        sa.UniqueConstraint("image_id", "width", name=op.f("uq_media_variants_image_id_width")),
+    )
+    op.create_index(op.f("ix_media_variants_image_id"), "media_variants", ["image_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_media_variants_image_id"), table_name="media_variants")
+    op.drop_table("media_variants")
+    op.drop_table("media_images")
     op.drop_index(op.f("ix_blog_post_versions_post_id"), table_name="blog_post_versions")
     op.drop_table("blog_post_versions")
     op.drop_table("blog_posts")

@@ -147,3 +147,14 @@ class MediaVariant(Base):
     content_type: Mapped[str] = mapped_column(String(40))
     etag: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+
+class SiteSetting(Base):
+    """A site setting changed in the admin; it wins over the environment variable of the same name."""
+
+    __tablename__ = "site_settings"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

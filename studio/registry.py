@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.db import db
 from studio.definitions import Campaign
+from studio.settings import refresh as refresh_settings
 
 
 class CampaignRegistry:
@@ -124,6 +125,7 @@ def find_campaign(slug: str) -> Campaign | None:
 
 
 def registry() -> CampaignRegistry:
-    """The current app's campaigns."""
+    """The current app's campaigns (the site settings are brought up to date on the way: the worker reads both)."""
+    refresh_settings()
     live = current_app.extensions["campaigns"]
     return live.current() if isinstance(live, LiveRegistry) else live

@@ -10,6 +10,7 @@ from admin.views import (  # noqa: F401
     leads,
     outbox,
     posts,
+    settings,
     suppressions,
     users,
 )

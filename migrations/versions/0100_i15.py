@@ -1,4 +1,5 @@
-"""Blog posts in the database (drafts, published and scheduled versions) and uploaded images in their sizes
+"""Blog posts in the database (drafts, published and scheduled versions), uploaded images in their sizes, and the
+site settings changed in the admin
 
 Revision ID: 0100_i15
 Revises: 0006_studio
@@ -82,9 +83,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("image_id", "width", name=op.f("uq_media_variants_image_id_width")),
     )
     op.create_index(op.f("ix_media_variants_image_id"), "media_variants", ["image_id"])
+    op.create_table(
+        "site_settings",
+        sa.Column("key", sa.String(length=40), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("updated_by", sa.String(length=320), nullable=True),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_site_settings")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("site_settings")
     op.drop_index(op.f("ix_media_variants_image_id"), table_name="media_variants")
     op.drop_table("media_variants")
     op.drop_table("media_images")

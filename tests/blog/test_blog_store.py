@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 
+from app import create_app
 from core.db import db
 from studio import post_services, services
 from studio.post_registry import blog
 from studio.post_services import PostLinked
 from studio.services import InvalidDraft
-from tests.support.database import fresh_app
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 LINKED = "stem-cells-or-prp-which-fits-your-injury"
@@ -76,8 +76,7 @@ def test_a_scheduled_edit_replaces_the_live_version_at_its_time(app, client, clo
 
 
 def test_a_publish_elsewhere_is_served_within_the_refresh_interval_without_a_restart(app, make_config, clock):
-    other = next(fresh_app(make_config(CONTENT_REFRESH_SECONDS=0.2), publish=False))
-    # Both share one database: `other` stands for a second web process.
+    other = create_app(make_config(CONTENT_REFRESH_SECONDS=0.2))  # a second web process on the same database
     visitor = other.test_client()
     assert visitor.get("/blog/winter-knee-care").status_code == 404
     store_post(app, new_post())

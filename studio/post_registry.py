@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from core.clock import now
 from core.db import db
+from studio.models import ContentRevision
+from studio.post_services import live_entries, media_index, served_post
 from studio.posts import Post, newest_first, tag_slug
 
 
@@ -105,9 +107,6 @@ class PostRegistry:
 
     def refresh(self) -> bool:
         """Compare revisions and reload when they differ; True when the posts changed."""
-        from studio.models import ContentRevision
-        from studio.post_services import live_entries, served_post
-
         with self._lock:
             started = time.monotonic()
             try:
@@ -118,9 +117,10 @@ class PostRegistry:
                         return False
                     with Session(bind=conn) as session:
                         entries = []
+                        media = media_index(session)
                         for record, live, scheduled in live_entries(session):
-                            live_post = served_post(session, live.document) if live else None
-                            scheduled_post = served_post(session, scheduled.document) if scheduled else None
+                            live_post = served_post(live.document, media) if live else None
+                            scheduled_post = served_post(scheduled.document, media) if scheduled else None
                             entries.append(Entry(live_post, record.live_since, scheduled_post, record.scheduled_at))
             except SQLAlchemyError as exc:
                 if not self._warned:  # before `flask db upgrade` the tables do not exist yet

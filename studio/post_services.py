@@ -97,10 +97,10 @@ def check_post(session: Session, doc: PostDocument) -> tuple[Post | None, list[P
     return validate_post(doc, Path(current_app.static_folder or "static"), media_index(session))
 
 
-def served_post(session: Session, doc: PostDocument) -> Post | None:
+def served_post(doc: PostDocument, media: dict[str, Any] | None) -> Post | None:
     """A published version as the site serves it (checked when published; a static file removed since does
     not take it down)."""
-    return validate_post(doc, None, media_index(session))[0]
+    return validate_post(doc, None, media)[0]
 
 
 def get_post(session: Session, slug: str) -> PostRecord | None:
@@ -199,13 +199,6 @@ def settle(record: PostRecord) -> None:
 def live_document(session: Session, record: PostRecord) -> PostDocument | None:
     """The document live now, if any."""
     version = post_version(session, record, record.live_at(now())[0])
-    return version.document if version is not None else None
-
-
-def scheduled_document(session: Session, record: PostRecord) -> PostDocument | None:
-    """The document waiting for its time, if any."""
-    settle(record)
-    version = post_version(session, record, record.scheduled_version)
     return version.document if version is not None else None
 
 

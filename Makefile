@@ -31,11 +31,13 @@ dev-install: $(VENV)/.dev-installed
 run run-env: export NURTURE_TIME_SCALE = $(RUN_TIME_SCALE)
 run run-env: export CLINIC_POSTAL_ADDRESS ?= $(DEMO_POSTAL_ADDRESS)
 
-# Campaign files are checked first: a broken one stops here with one line per problem. The shipped campaigns are
-# imported and published on the first start only (--if-new): what the marketing team changed in the admin stays.
+# Campaign files are checked first: a broken one stops here with one line per problem. The shipped posts, then the
+# campaigns (whose emails link to posts), are imported and published on the first start only (--if-new): what the
+# marketing team changed in the admin stays.
 run: install
 	@$(BIN)/flask campaigns validate
 	@LOG_LEVEL=WARNING $(BIN)/flask db upgrade
+	@LOG_LEVEL=WARNING $(BIN)/flask blog import --publish --if-new
 	@LOG_LEVEL=WARNING $(BIN)/flask campaigns import --publish --if-new
 	@$(BIN)/flask demo setup
 	$(BIN)/honcho start -f Procfile

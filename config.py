@@ -67,6 +67,11 @@ class Config:
         self.CLINIC_POSTAL_ADDRESS = e.get("CLINIC_POSTAL_ADDRESS", "")
         self.CLINIC_PHONE = e.get("CLINIC_PHONE", "")
         self.CLINIC_TIMEZONE = e.get("CLINIC_TIMEZONE", "America/Denver")
+        # Empty: the site's built-in wording. The admin's site settings override these and the four above.
+        self.HOME_HEADLINE = e.get("HOME_HEADLINE", "")
+        self.HOME_INTRO = e.get("HOME_INTRO", "")
+        self.PRIVACY_NOTICE = e.get("PRIVACY_NOTICE", "")
+        self.MEDICAL_DISCLAIMER = e.get("MEDICAL_DISCLAIMER", "")
         self.CAMPAIGNS_DIR = e.get("CAMPAIGNS_DIR", str(BASE_DIR / "campaigns"))
         # How often each process asks the database whether a campaign was published (one tiny query).
         self.CONTENT_REFRESH_SECONDS = e.number("CONTENT_REFRESH_SECONDS", default=2.0)

@@ -27,5 +27,5 @@ def post_jsonld(post: Post) -> dict[str, Any]:
         "wordCount": post.words,
     }
     if post.image is not None:
-        data["image"] = absolute_url(f"/static/{post.image.src}")
+        data["image"] = absolute_url(post.image.url if post.image.uploaded else f"/static/{post.image.src}")
     return data

@@ -136,6 +136,7 @@ def step_template(
         config["SITE_URL"],
         config.get("BRAND_COLOR"),
         config.get("BRAND_LOGO_URL"),
+        config.get("MEDICAL_DISCLAIMER"),
     )
     key = (campaign.slug, step.id, step.subject, step.preheader, fixed, reason, settings)
     cache: dict[tuple[Any, ...], tuple[Any, StepTemplate | None]] = current_app.extensions.setdefault(

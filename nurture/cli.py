@@ -23,6 +23,7 @@ from nurture.models import Enrollment
 from nurture.schedule import timeline, zone
 from studio.cli import campaigns_cli
 from studio.registry import registry
+from studio.settings import refresh as refresh_settings
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def _enrollment_of(ref: str, slug: str) -> int:
 
 def refuse_bad_settings() -> None:
     """Stop a worker before its first tick when a setting every email needs is wrong: one line per variable."""
+    refresh_settings()  # a postal address saved in the admin counts
     problems = setting_problems(current_app.config)
     for problem in problems:
         click.echo(str(problem), err=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import traceback
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from core.db import check_connection
+from core.db import check_connection, db
+from studio.media import EXTENSIONS, variant
+from studio.post_registry import Blog, blog
 from studio.registry import registry
 
 bp = Blueprint("public", __name__)
@@ -31,14 +33,14 @@ def _campaigns() -> list:
     return sorted(registry().active(), key=lambda c: c.name.lower())
 
 
-def _blog():  # noqa: ANN202
-    return current_app.extensions.get("blog")
+def _blog() -> Blog:
+    return blog()
 
 
 @bp.get("/")
 def home() -> str:
     """The treatments on offer and the latest posts."""
-    posts = _blog().latest(HOME_POSTS) if _blog() else []
+    posts = _blog().latest(HOME_POSTS)
     return render_template("public/home.html", campaigns=_campaigns(), posts=posts)
 
 
@@ -61,9 +63,20 @@ def privacy() -> str:
 @bp.get("/sitemap.xml")
 def sitemap() -> Response:
     """Every page a search engine should know: home, each active landing page, the blog and each post."""
-    posts = _blog().posts if _blog() else []
-    body = render_template("public/sitemap.xml", campaigns=_campaigns(), posts=posts)
+    body = render_template("public/sitemap.xml", campaigns=_campaigns(), posts=_blog().posts)
     return Response(body, mimetype="application/xml")
+
+
+@bp.get("/media/<key>-<int:width>.<ext>")
+def media(key: str, width: int, ext: str) -> Response:
+    """One stored width of an uploaded image: cached for a year (a changed picture gets a new key), with an ETag."""
+    found = variant(db.session, key, width, ext) if ext in EXTENSIONS and len(key) <= 32 else None
+    if found is None:
+        abort(404)
+    response = Response(found.data, mimetype=found.content_type)
+    response.set_etag(found.etag)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response.make_conditional(request)
 
 
 @bp.get("/robots.txt")
@@ -89,7 +102,7 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int]:
     if _wants_json():
         response = Response(json.dumps({"error": title, "status": code}), mimetype="application/json")
     elif code == 404:
-        posts = _blog().latest(HOME_POSTS) if _blog() else []
+        posts = _blog().latest(HOME_POSTS)
         page = render_template("errors/404.html", title=title, message=message, campaigns=_campaigns(), posts=posts)
         response = Response(page, mimetype="text/html")
     else:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from studio import cli, registry
+from core.markdown import render as render_markdown
+from studio import cli, post_registry, registry, settings
 
 
 def init_app(app: Flask) -> None:
-    """Hold the live campaigns of this process and register `flask campaigns`."""
+    """Hold the live campaigns and posts of this process and register `flask campaigns`."""
     registry.init_app(app)
+    post_registry.init_app(app)
+    settings.init_app(app)
+    # Raw HTML off: a privacy notice written in the admin is shown as text where it holds tags.
+    app.jinja_env.filters["markdown"] = render_markdown
     app.cli.add_command(cli.campaigns_cli)

@@ -25,6 +25,7 @@ RESERVED_SLUGS = frozenset(
         "api",
         "blog",
         "confirm",
+        "media",
         "healthz",
         "privacy",
         "static",

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.db import db
 from studio.definitions import Campaign
+from studio.settings import refresh as refresh_settings
 
 
 class CampaignRegistry:
@@ -97,10 +98,11 @@ class LiveRegistry:
 
 
 def _after_commit(session: Session) -> None:
-    if session.info.pop("content_changed", False):
-        live = current_app.extensions.get("campaigns") if current_app else None
-        if isinstance(live, LiveRegistry):
-            live.stale()
+    if session.info.pop("content_changed", False) and current_app:
+        for name in ("campaigns", "posts", "settings"):
+            held = current_app.extensions.get(name)
+            if hasattr(held, "stale"):
+                held.stale()
 
 
 def init_app(app: Flask) -> None:
@@ -123,6 +125,7 @@ def find_campaign(slug: str) -> Campaign | None:
 
 
 def registry() -> CampaignRegistry:
-    """The current app's campaigns."""
+    """The current app's campaigns (the site settings are brought up to date on the way: the worker reads both)."""
+    refresh_settings()
     live = current_app.extensions["campaigns"]
     return live.current() if isinstance(live, LiveRegistry) else live

@@ -17,10 +17,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import now
+from core.db import db
 from core.signals import campaign_published
-from studio.definitions import RESERVED_SLUGS, SLUG_RE, Campaign
+from studio.definitions import RESERVED_SLUGS, SLUG_RE, Campaign, shown_path
 from studio.document import Checked, Document, Problem, new_document, normalized, validate_document
-from studio.files import campaign_folders, check_folder, known_posts, write_folder
+from studio.files import campaign_folders, check_folder, write_folder
 from studio.models import AuditEntry, CampaignRecord, CampaignVersion, ContentRevision
 
 
@@ -69,8 +70,10 @@ class SaveResult:
 
 
 def posts() -> set[str] | None:
-    """The blog posts a `blog:` link may name."""
-    return known_posts(current_app.config.get("BLOG_DIR"))
+    """The blog posts a `blog:` link may name: those published and live now."""
+    from studio.post_services import published_slugs  # it builds on this module's audit log and revision
+
+    return published_slugs(db.session)
 
 
 def check(document: Document, version: int = 0) -> Checked:
@@ -420,6 +423,11 @@ def import_folders(
     found: list[Document] = []
     for directory in campaign_folders(root):
         document, _, problems, _ = check_folder(directory, current_app.config.get("BLOG_DIR"))
+        if document is not None and not problems and publish_them:
+            # Published links must name posts live in the store (not just files next to the campaigns).
+            label = shown_path(directory)
+            links = [p for p in check(document).problems if "blog:" in p.message]
+            problems += [f"{label}: {p} (publish the post first)" for p in links]
         result.problems += problems
         if document is not None and not problems:
             found.append(normalized(document))

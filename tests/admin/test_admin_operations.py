@@ -12,6 +12,7 @@ from sqlalchemy import select
 from core.db import db
 from mailer.models import Delivery
 from nurture.models import WorkerHeartbeat
+from studio.post_registry import blog
 
 
 def _unknown_delivery(make_delivery, make_lead) -> int:
@@ -194,7 +195,7 @@ def test_seed_fills_every_table_and_can_run_twice(app, runner):
         statuses = set(db.session.scalars(select(Lead.status).distinct()))
         versions = set(db.session.scalars(select(Consent.version).distinct()))
         blog_pages = set(db.session.scalars(select(PageView.page).where(PageView.page.like("/blog/%")).distinct()))
-        posts = {post.path for post in app.extensions["blog"].posts}
+        posts = {post.path for post in blog().posts}
     assert {"new", "contacted", "booked"} <= statuses
     # The wording versions the form really records, and views of posts the blog really serves.
     assert versions == {CURRENT_EMAIL_CONSENT, PRIVACY_NOTICE_VERSION}

@@ -1,4 +1,5 @@
-"""The blog: posts from files, newest first, paginated, rendered safely, each ending with a call to book."""
+"""The blog: published posts, newest first, paginated, rendered safely, each ending with a call to book; post files
+checked with the same words as the admin."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
-from blog.loader import BlogErrors, load_posts
+from blog.loader import load_posts
 from tests.support.content import POSTS, REPO
+from tests.support.database import fresh_app
 
 GOOD = """---
 title: {title}
@@ -47,8 +48,8 @@ def blog_config(make_config, tmp_path: Path, posts: Path, **overrides):
 @pytest.fixture
 def paged_client(make_config, tmp_path):
     write_posts(tmp_path / "posts", 7)
-    app = create_app(blog_config(make_config, tmp_path, tmp_path / "posts", BLOG_PER_PAGE=3))
-    return app.test_client()
+    for app in fresh_app(blog_config(make_config, tmp_path, tmp_path / "posts", BLOG_PER_PAGE=3)):
+        yield app.test_client()
 
 
 def post_links(response) -> list[str]:
@@ -118,11 +119,11 @@ def test_raw_html_in_a_post_is_shown_as_text(make_config, tmp_path):
     raw = '\n<script>alert("x")</script>\n\n[x](javascript:alert(1))\n'
     body = GOOD.format(title="Escaping", date="2025-05-05") + raw
     (folder / "escaping.md").write_text(body)
-    client = create_app(blog_config(make_config, tmp_path, folder)).test_client()
-    html = client.get("/blog/escaping").text
-    assert '<script>alert("x")' not in html
-    assert "&lt;script&gt;" in html
-    assert 'href="javascript:' not in html
+    for app in fresh_app(blog_config(make_config, tmp_path, folder)):
+        html = app.test_client().get("/blog/escaping").text
+        assert '<script>alert("x")' not in html
+        assert "&lt;script&gt;" in html
+        assert 'href="javascript:' not in html
 
 
 BROKEN = {
@@ -157,18 +158,20 @@ def test_a_broken_post_names_the_file_and_the_field(tmp_path, name):
     assert any(expected in problem for problem in problems), problems
 
 
-def test_the_app_refuses_to_start_with_a_broken_post(make_config, tmp_path):
+def test_importing_a_broken_post_names_file_and_field_and_stores_nothing(app, runner, tmp_path):
     (tmp_path / "posts").mkdir()
+    (tmp_path / "posts" / "a-good-one.md").write_text(GOOD.format(title="Good", date="2025-01-01"))
     (tmp_path / "posts" / "broken.md").write_text("---\ntitle: T\ndate: someday\nauthor: A\n---\nText\n")
-    with pytest.raises(BlogErrors) as caught:
-        create_app(blog_config(make_config, tmp_path, tmp_path / "posts"))
-    message = str(caught.value)
-    assert "broken.md: description: is required" in message
-    assert "broken.md: date: 'someday' is not a date" in message
+    result = runner.invoke(args=["blog", "import", str(tmp_path / "posts"), "--publish"])
+    assert result.exit_code == 1
+    assert "broken.md: description: is required" in result.output
+    assert "broken.md: date: 'someday' is not a date" in result.output
+    assert "nothing was imported" in result.output
+    assert app.test_client().get("/blog/a-good-one").status_code == 404
 
 
 def test_blog_validate_command_checks_the_posts(runner):
-    result = runner.invoke(args=["blog-validate"])
+    result = runner.invoke(args=["blog", "validate"])
     assert result.exit_code == 0
     assert "posts OK" in result.output
 

@@ -24,6 +24,7 @@ PASSWORD = "every page test password"
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "laptop": {"width": 1280, "height": 800}}
 # Endpoints that are not pages for people: files, feeds, machine answers, redirects.
 NOT_PAGES = {"static", "public.healthz", "public.sitemap", "public.robots", "api.openapi", "blog.index_redirect"}
+NOT_PAGES |= {"public.media", "blog.feed"}  # image bytes and the Atom feed
 MIN_LABEL_PX = 12
 
 AUDIT_JS = """async (minPx) => {
@@ -102,7 +103,8 @@ def _value(endpoint: str, argument: str, seed: dict, app) -> object:
             "user_id": seed["user"],
             "step_id": "welcome",
             "name": seed["outbox"],
-            "slug": blog().posts[0].slug if endpoint.startswith("blog.") else "stem-cell-therapy",
+            "slug": blog().posts[0].slug if endpoint.startswith(("blog.", "admin.posts_")) else "stem-cell-therapy",
+            "segment": "prp",
             "token": make_confirm_token(seed["enrollment"])
             if endpoint == "nurture.confirm"
             else make_token(seed["lead"]),

@@ -1,7 +1,7 @@
 """What the marketing team ships validates: the one test module that reads campaigns/ and content/blog/.
 
 Every other test runs on the fixture copies under tests/fixtures/, so a copy edit never breaks them; an edit that
-breaks a shipped file fails here, with the same lines `flask campaigns validate` and `flask blog-validate` print.
+breaks a shipped file fails here, with the same lines `flask campaigns validate` and `flask blog validate` print.
 """
 
 from __future__ import annotations
@@ -25,6 +25,6 @@ def test_shipped_posts_validate(app, runner):
     assert problems == []
     assert posts
     app.config["BLOG_DIR"] = str(SHIPPED_POSTS)
-    result = runner.invoke(args=["blog-validate"])
+    result = runner.invoke(args=["blog", "validate"])
     assert result.exit_code == 0, result.output
     assert f"{len(posts)} posts OK" in result.output

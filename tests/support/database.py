@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from app import create_app
 from core.db import Base, db
 from core.extensions import limiter
+from studio.post_services import import_post_files
 from studio.services import import_folders
 
 
@@ -26,8 +27,20 @@ def empty_tables(engine: Engine) -> None:
                 conn.execute(table.delete())
 
 
+def publish_posts(application: Flask, root: str | Path) -> None:
+    """Import the post files under root and publish them, as `flask blog import --publish` does."""
+    with application.app_context():
+        with db.write_transaction() as session:
+            result = import_post_files(session, Path(root), "tests", publish_them=True)
+        if result.problems:
+            raise AssertionError("fixture posts do not validate:\n" + "\n".join(result.problems))
+
+
 def publish_folders(application: Flask, root: str | Path) -> None:
-    """Import the campaign folders under root and publish them, as `flask campaigns import --publish` does."""
+    """Publish the posts of BLOG_DIR, then import the campaign folders under root and publish them, as `make run`
+    does (campaigns may only link to published posts)."""
+    if Path(application.config["BLOG_DIR"]).is_dir():
+        publish_posts(application, application.config["BLOG_DIR"])
     with application.app_context():
         with db.write_transaction() as session:
             result = import_folders(session, Path(root), "tests", publish_them=True)
@@ -36,14 +49,16 @@ def publish_folders(application: Flask, root: str | Path) -> None:
 
 
 def fresh_app(config: object, publish: bool = True) -> Iterator[Flask]:
-    """Yield the app built from `config` on emptied tables with fresh rate limits, its CAMPAIGNS_DIR published;
-    close its database after."""
+    """Yield the app built from `config` on emptied tables with fresh rate limits, its BLOG_DIR and CAMPAIGNS_DIR
+    published; close its database after."""
     application = create_app(config)
     with application.app_context():
         empty_tables(db.engine)
         limiter.reset()
     if publish and Path(application.config["CAMPAIGNS_DIR"]).is_dir():
         publish_folders(application, application.config["CAMPAIGNS_DIR"])
+    elif publish and Path(application.config["BLOG_DIR"]).is_dir():
+        publish_posts(application, application.config["BLOG_DIR"])
     yield application
     db.session.remove()
     db.engine.dispose()

@@ -9,6 +9,8 @@ from flask_login import UserMixin
 from sqlalchemy import Boolean, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+# Registers the leads search index, built with the leads table (its after_create event).
+import admin.search  # noqa: F401
 from core.clock import now
 from core.columns import BigId, UTCDateTime
 from core.db import Base

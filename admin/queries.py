@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -13,6 +12,7 @@ from flask import current_app
 from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select
 from sqlalchemy.orm import Session
 
+from admin.search import search_clause
 from core.formatting import local_text, plural
 from leads.models import INTERESTS, STATUSES, Lead, StatusChange, Submission, VariantView
 from mailer.health import stale_batches, stale_note
@@ -127,28 +127,6 @@ def local_day_start(day: date, tz: str) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(UTC)
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _search_clause(q: str, sqlite: bool) -> Any:
-    """Every word must appear in the name, email or phone (case-insensitive)."""
-    clauses = []
-    for word in q.split()[:5]:
-        pattern = f"%{_like_escape(word.lower())}%"
-
-        def match(column: Any, pattern: str = pattern) -> Any:
-            # SQLite's LIKE already ignores ASCII case (as its lower() does); PostgreSQL needs ILIKE.
-            return column.like(pattern, escape="\\") if sqlite else column.ilike(pattern, escape="\\")
-
-        options = [match(Lead.email), match(Lead.first_name), match(Lead.last_name)]
-        digits = re.sub(r"\D", "", word)
-        if len(digits) >= 3:
-            options.append(Lead.phone.like(f"%{digits}%"))
-        clauses.append(or_(*options))
-    return and_(*clauses)
-
-
 def waiting_clause() -> Any:
     """New leads nobody has contacted yet: the front desk's call-back queue."""
     # A literal 'new' (not a bound parameter) so SQLite matches the partial index ix_leads_waiting.
@@ -170,11 +148,11 @@ def _campaign_clause(campaign: str, part: str) -> Any:
     return or_(landed, member.exists())
 
 
-def filtered_leads(f: LeadFilter, tz: str, sqlite: bool = True, campaign_part: str = "any") -> Select:
+def filtered_leads(f: LeadFilter, tz: str, session: Session, campaign_part: str = "any") -> Select:
     """SELECT of the leads matching the filter, unordered; the list, its count and the CSV all use it."""
     stmt = select(Lead).where(Lead.erased_at.is_(None))
     if f.q:
-        stmt = stmt.where(_search_clause(f.q, sqlite))
+        stmt = stmt.where(search_clause(f.q, session.connection()))
     if f.status:
         stmt = stmt.where(Lead.status == f.status)
     if f.interest:
@@ -201,29 +179,24 @@ def _ordered(stmt: Select, sort: str) -> Select:
     return stmt.order_by(Lead.created_at.desc(), Lead.id.desc())
 
 
-def _is_sqlite(session: Session) -> bool:
-    return session.get_bind().dialect.name == "sqlite"
-
-
 def _counts(session: Session, f: LeadFilter, tz: str) -> tuple[int, int]:
     """(matching leads, of which waiting): index-only counts where the filter allows, else one pass."""
     waiting = waiting_clause()
-    sqlite = _is_sqlite(session)
     if f.campaign:
         # The two disjoint halves of a campaign each count from one index (landing page, then enrollments);
         # one pass over their union would read every member row.
         total = waiting_total = 0
-        landed = filtered_leads(f, tz, sqlite, campaign_part="landed")
+        landed = filtered_leads(f, tz, session, campaign_part="landed")
         total += session.scalar(landed.with_only_columns(func.count())) or 0
         waiting_total += session.scalar(landed.where(waiting).with_only_columns(func.count())) or 0
         # Few leads are enrolled in a campaign they did not land on: one pass reads both numbers.
-        others = filtered_leads(f, tz, sqlite, campaign_part="enrolled_only")
+        others = filtered_leads(f, tz, session, campaign_part="enrolled_only")
         row = session.execute(
             others.with_only_columns(func.count(), func.coalesce(func.sum(case((waiting, 1), else_=0)), 0))
         ).one()
         total, waiting_total = total + int(row[0]), waiting_total + int(row[1])
         return total, waiting_total
-    base = filtered_leads(f, tz, sqlite)
+    base = filtered_leads(f, tz, session)
     if not f.active:
         total = session.scalar(base.with_only_columns(func.count())) or 0
         return total, session.scalar(base.where(waiting).with_only_columns(func.count())) or 0
@@ -254,7 +227,7 @@ class LeadPage:
 
 def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE) -> LeadPage:
     """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else."""
-    base = filtered_leads(f, tz, _is_sqlite(session))
+    base = filtered_leads(f, tz, session)
     offset = (f.page - 1) * per_page
     if not (f.q and f.sort == "waiting"):
         total, waiting = _counts(session, f, tz)
@@ -285,7 +258,7 @@ def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE
 
 def iter_filtered(session: Session, f: LeadFilter, tz: str) -> Iterator[Lead]:
     """Every lead matching the filter, in the list's order, streamed in batches (for the CSV export)."""
-    base = filtered_leads(f, tz, _is_sqlite(session))
+    base = filtered_leads(f, tz, session)
     stmt = _waiting_first(base) if f.sort == "waiting" else _ordered(base, f.sort)
     yield from session.scalars(stmt.execution_options(yield_per=1000))
 

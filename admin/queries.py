@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select
+from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select, text
 from sqlalchemy.orm import Session
 
 from admin.search import search_clause
@@ -179,31 +179,96 @@ def _ordered(stmt: Select, sort: str) -> Select:
     return stmt.order_by(Lead.created_at.desc(), Lead.id.desc())
 
 
-def _counts(session: Session, f: LeadFilter, tz: str) -> tuple[int, int]:
-    """(matching leads, of which waiting): index-only counts where the filter allows, else one pass."""
-    waiting = waiting_clause()
+COUNT_LIMIT = 10_000  # counted exactly up to here; past it the page says "more than" (and PostgreSQL's estimate)
+
+
+def _capped_count(session: Session, stmt: Select) -> int:
+    """How many rows `stmt` returns, reading at most COUNT_LIMIT + 1 of them."""
+    limited = stmt.with_only_columns(Lead.id).limit(COUNT_LIMIT + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(limited)) or 0)
+
+
+def _estimate(session: Session, stmt: Select) -> int | None:
+    """PostgreSQL's planner estimate of the rows `stmt` returns (no rows read); None on SQLite."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        return None
+    compiled = stmt.with_only_columns(Lead.id).compile(
+        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count read up to COUNT_LIMIT: exact below it, else "more than" with the planner's estimate if any."""
+
+    value: int
+    exact: bool = True
+    estimate: int | None = None
+
+
+def _count(session: Session, stmts: list[Select]) -> Count:
+    """The rows of the union of disjoint statements, each read at most COUNT_LIMIT + 1 rows far."""
+    total = sum(_capped_count(session, stmt) for stmt in stmts)
+    if total <= COUNT_LIMIT:
+        return Count(total)
+    estimates = [_estimate(session, stmt) for stmt in stmts]
+    estimate = None if None in estimates else max(COUNT_LIMIT + 1, sum(e or 0 for e in estimates))
+    return Count(COUNT_LIMIT, exact=False, estimate=estimate)
+
+
+def _counts(session: Session, f: LeadFilter, tz: str) -> tuple[Count, Count]:
+    """(matching leads, of which waiting), each read from an index and at most COUNT_LIMIT + 1 rows far."""
     if f.campaign:
         # The two disjoint halves of a campaign each count from one index (landing page, then enrollments);
         # one pass over their union would read every member row.
-        total = waiting_total = 0
-        landed = filtered_leads(f, tz, session, campaign_part="landed")
-        total += session.scalar(landed.with_only_columns(func.count())) or 0
-        waiting_total += session.scalar(landed.where(waiting).with_only_columns(func.count())) or 0
-        # Few leads are enrolled in a campaign they did not land on: one pass reads both numbers.
-        others = filtered_leads(f, tz, session, campaign_part="enrolled_only")
-        row = session.execute(
-            others.with_only_columns(func.count(), func.coalesce(func.sum(case((waiting, 1), else_=0)), 0))
-        ).one()
-        total, waiting_total = total + int(row[0]), waiting_total + int(row[1])
-        return total, waiting_total
+        parts = [filtered_leads(f, tz, session, campaign_part=p) for p in ("landed", "enrolled_only")]
+    else:
+        parts = [filtered_leads(f, tz, session)]
+    return _count(session, parts), _count(session, [p.where(waiting_clause()) for p in parts])
+
+
+@dataclass
+class LeadPage:
+    """One page of the leads table; past COUNT_LIMIT the counts are bounds (`total.exact` is False)."""
+
+    leads: list[Lead]
+    total: Count
+    waiting: Count
+    page: int
+    pages: int
+    more: bool  # a next page exists
+
+
+def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE) -> LeadPage:
+    """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else."""
     base = filtered_leads(f, tz, session)
-    if not f.active:
-        total = session.scalar(base.with_only_columns(func.count())) or 0
-        return total, session.scalar(base.where(waiting).with_only_columns(func.count())) or 0
-    row = session.execute(
-        base.with_only_columns(func.count(), func.coalesce(func.sum(case((waiting, 1), else_=0)), 0))
-    ).one()
-    return int(row[0]), int(row[1])
+    offset = (f.page - 1) * per_page
+    total, waiting = _counts(session, f, tz)
+    if f.sort != "waiting":
+        leads = list(session.scalars(_ordered(base, f.sort).limit(per_page + 1).offset(offset)))
+    else:
+        # Two index walks (the partial waiting index, then created_at) instead of sorting every match; a search
+        # narrows each walk through the search index first. One row more than a page says whether a next exists.
+        first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
+        leads = []
+        if not waiting.exact or offset < waiting.value:
+            leads = list(session.scalars(first.limit(per_page + 1).offset(offset)))
+        if len(leads) <= per_page:  # the waiting queue ends on this page or before it
+            if waiting.exact:
+                before = waiting.value
+            elif leads:
+                before = offset + len(leads)
+            else:  # a page past a queue of more than COUNT_LIMIT: counted in full, only here
+                before = int(session.scalar(select(func.count()).select_from(first.subquery())) or 0)
+            rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
+            remaining = per_page + 1 - len(leads)
+            leads += list(session.scalars(rest.limit(remaining).offset(max(0, offset - before))))
+    more = len(leads) > per_page
+    pages = max(1, -(-total.value // per_page)) if total.exact else max(f.page + int(more), COUNT_LIMIT // per_page)
+    return LeadPage(leads=leads[:per_page], total=total, waiting=waiting, page=f.page, pages=pages, more=more)
 
 
 def _waiting_first(stmt: Select) -> Select:
@@ -214,48 +279,6 @@ def _waiting_first(stmt: Select) -> Select:
     )
 
 
-@dataclass
-class LeadPage:
-    """One page of the leads table."""
-
-    leads: list[Lead]
-    total: int
-    waiting: int
-    page: int
-    pages: int
-
-
-def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE) -> LeadPage:
-    """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else."""
-    base = filtered_leads(f, tz, session)
-    offset = (f.page - 1) * per_page
-    if not (f.q and f.sort == "waiting"):
-        total, waiting = _counts(session, f, tz)
-    if f.sort != "waiting":
-        leads = list(session.scalars(_ordered(base, f.sort).limit(per_page).offset(offset)))
-    elif f.q:
-        # A search reads every row anyway: one scan returns the ordered ids, then only one page is loaded.
-        ordered = session.execute(
-            _waiting_first(base.with_only_columns(Lead.id, case((waiting_clause(), 1), else_=0)))
-        ).all()
-        total, waiting = len(ordered), sum(row[1] for row in ordered)
-        ids = [row[0] for row in ordered[offset : offset + per_page]]
-        found = {lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(ids)))} if ids else {}
-        leads = [found[i] for i in ids]
-    else:
-        # Two index walks (the partial waiting index, then created_at) instead of sorting the whole table.
-        leads = []
-        if offset < waiting:
-            first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
-            leads = list(session.scalars(first.limit(per_page).offset(offset)))
-        remaining = per_page - len(leads)
-        if remaining > 0:
-            rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
-            leads += list(session.scalars(rest.limit(remaining).offset(max(0, offset - waiting))))
-    pages = max(1, -(-total // per_page))
-    return LeadPage(leads=leads, total=total, waiting=waiting, page=f.page, pages=pages)
-
-
 def iter_filtered(session: Session, f: LeadFilter, tz: str) -> Iterator[Lead]:
     """Every lead matching the filter, in the list's order, streamed in batches (for the CSV export)."""
     base = filtered_leads(f, tz, session)
@@ -263,13 +286,22 @@ def iter_filtered(session: Session, f: LeadFilter, tz: str) -> Iterator[Lead]:
     yield from session.scalars(stmt.execution_options(yield_per=1000))
 
 
+def _distinct(session: Session, column: Any, limit: int = 200) -> list[str]:
+    """The distinct non-null values of an indexed column, one index probe each (a skip scan, also on PostgreSQL,
+    whose DISTINCT reads every row)."""
+    name, table = column.name, column.table.name
+    sql = text(
+        f"WITH RECURSIVE v(x, n) AS (SELECT min({name}), 1 FROM {table} "
+        f"UNION ALL SELECT (SELECT min({name}) FROM {table} WHERE {name} > v.x), n + 1 FROM v "
+        "WHERE v.x IS NOT NULL AND n < :limit) SELECT x FROM v WHERE x IS NOT NULL"
+    )
+    return [str(x) for x in session.scalars(sql, {"limit": limit})]
+
+
 def filter_choices(session: Session) -> dict[str, list[str]]:
     """Values offered in the filter menus: sources and campaigns seen in the data."""
-    sources = list(session.scalars(select(Lead.source).distinct().order_by(Lead.source).limit(200)))
-    campaigns = sorted(
-        {c.slug for c in registry().all()}
-        | set(session.scalars(select(Lead.landing_slug).distinct().where(Lead.landing_slug.is_not(None)).limit(200)))
-    )
+    sources = _distinct(session, Lead.source)
+    campaigns = sorted({c.slug for c in registry().all()} | set(_distinct(session, Lead.landing_slug)))
     return {"sources": [s for s in sources if s], "campaigns": campaigns}
 
 

@@ -27,6 +27,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+import admin.queries
 from admin.models import User
 from admin.seed import seed
 from admin.users import create_user
@@ -63,9 +64,11 @@ def _app(folder: Path, url: str) -> Flask:
     return app
 
 
-def _time(client: FlaskClient, url: str, runs: int) -> list[float]:
+def _time(client: FlaskClient, url: str, runs: int, afresh: bool = False) -> list[float]:
     timings = []
     for n in range(runs + 1):
+        if afresh:
+            admin.queries._CACHE.clear()
         started = time.perf_counter()
         response = client.get(url)
         elapsed = (time.perf_counter() - started) * 1000
@@ -137,18 +140,22 @@ def main() -> int:
         ("a lead's page", f"/admin/leads/{sample.id}"),
         ("dashboard, 30 days", "/admin/?days=30"),
         ("dashboard, 90 days", "/admin/?days=90"),
+        # The figures as each process computes them once per DASHBOARD_CACHE_SECONDS (the cache emptied first).
+        ("dashboard, 30 days, computed afresh", "/admin/?days=30"),
+        ("dashboard, 90 days, computed afresh", "/admin/?days=90"),
     ]
     baseline_url = f"/admin/bench-baseline/{sample.id}"
     print(
         f"\nadmin response times at {total:,} leads on {backend} (median of {runs} runs; baseline: a signed-in route"
-        f" reading one lead by id, measured before each page; target < {TARGET_MS:.0f} ms)"
+        f" reading one lead by id, measured before each page; target < {TARGET_MS:.0f} ms; dashboard figures reused"
+        f" for {app.config['DASHBOARD_CACHE_SECONDS']:.0f} s unless computed afresh)"
     )
     print(f"  {'page':<48} {'median':>9} {'baseline':>9} {'ratio':>7}   min / max")
     missed = []
     worst = 0.0
     for label, page_url in cases:
         base = statistics.median(_time(client, baseline_url, runs))
-        timings = _time(client, page_url, runs)
+        timings = _time(client, page_url, runs, afresh="afresh" in label)
         median = statistics.median(timings)
         worst = max(worst, median)
         flag = "ok" if median < TARGET_MS else "SLOW"

@@ -211,7 +211,11 @@ class Count:
 
 def _count(session: Session, stmts: list[Select]) -> Count:
     """The rows of the union of disjoint statements, each read at most COUNT_LIMIT + 1 rows far."""
-    total = sum(_capped_count(session, stmt) for stmt in stmts)
+    total = 0
+    for stmt in stmts:
+        total += _capped_count(session, stmt)
+        if total > COUNT_LIMIT:  # past the limit already: the other parts cannot make it exact
+            break
     if total <= COUNT_LIMIT:
         return Count(total)
     estimates = [_estimate(session, stmt) for stmt in stmts]

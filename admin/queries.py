@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select, text
 from sqlalchemy.orm import Session
 
-from admin.search import search_clause
+from admin.search import STATUS_RANK_SQL, search_clause
 from core.formatting import local_text, plural
 from leads.models import INTERESTS, STATUSES, Lead, StatusChange, Submission, VariantView
 from mailer.health import stale_batches, stale_note
@@ -174,7 +174,8 @@ def _ordered(stmt: Select, sort: str) -> Select:
     if sort == "name":
         return stmt.order_by(func.lower(Lead.last_name), func.lower(Lead.first_name), Lead.id)
     if sort == "status":
-        order = case({s: i for i, s in enumerate(STATUSES)}, value=Lead.status)
+        # ix_leads_status_order holds exactly this expression.
+        order = literal_column(f"({STATUS_RANK_SQL.format(p='leads.')})")
         return stmt.order_by(order, Lead.created_at.desc(), Lead.id.desc())
     return stmt.order_by(Lead.created_at.desc(), Lead.id.desc())
 

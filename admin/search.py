@@ -1,4 +1,5 @@
-"""The leads search index: trigrams on PostgreSQL (pg_trgm), an FTS5 trigram table on SQLite.
+"""Leads indexes the models cannot declare: the search index (trigrams on PostgreSQL with pg_trgm, an FTS5
+trigram table on SQLite) and the expression indexes of the list's name and status orders.
 
 Both answer "this text appears somewhere in the email, first name or last name" and "these digits appear in the
 phone" from an index, so a search does not read every lead. Words shorter than three characters have no trigram:
@@ -16,17 +17,27 @@ from typing import Any
 from sqlalchemy import Connection, and_, event, literal_column, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.vocabulary import STATUSES
 from leads.models import Lead
 
 log = logging.getLogger(__name__)
 
 FTS_TABLE = "leads_search"
 TRGM_INDEXES = ("ix_leads_search_trgm", "ix_leads_phone_trgm")
+ORDER_INDEXES = ("ix_leads_name_order", "ix_leads_status_order")
 MIN_INDEXED = 3  # a trigram index cannot narrow a shorter word
 MAX_WORDS = 5
 # The same expression in the index and in the query, so PostgreSQL matches them. A search word never contains a
 # space (words are split on whitespace), so a match cannot straddle two fields: it is a match in one of them.
 _DOC_SQL = "coalesce({p}email, '') || ' ' || coalesce({p}first_name, '') || ' ' || coalesce({p}last_name, '')"
+
+# The leads list sorted by status: literal SQL (no bound parameters), so both databases match the index to it.
+STATUS_RANK_SQL = "CASE {p}status " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STATUSES)) + " END"
+_ORDER_DDL = (
+    f"CREATE INDEX IF NOT EXISTS {ORDER_INDEXES[0]} ON leads (lower(last_name), lower(first_name), id)",
+    f"CREATE INDEX IF NOT EXISTS {ORDER_INDEXES[1]} ON leads (({STATUS_RANK_SQL.format(p='')}), "
+    "created_at DESC, id DESC)",
+)
 
 _SQLITE_DDL = (
     f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(email, first_name, last_name, phone, content='', tokenize='trigram')",
@@ -54,6 +65,8 @@ _POSTGRESQL_DDL = (
 
 def create_search_index(conn: Connection) -> bool:
     """Build the search index for this database (filled from the leads already there); False if it cannot."""
+    for sql in _ORDER_DDL:
+        conn.exec_driver_sql(sql)
     statements = _SQLITE_DDL if conn.dialect.name == "sqlite" else _POSTGRESQL_DDL
     try:
         # A savepoint: without FTS5 or pg_trgm the rest of the schema still goes in, and search falls back to LIKE.
@@ -67,7 +80,9 @@ def create_search_index(conn: Connection) -> bool:
 
 
 def drop_search_index(conn: Connection) -> None:
-    """Remove the search index (the migration's downgrade)."""
+    """Remove the search index and the order indexes (the migration's downgrade)."""
+    for name in ORDER_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     if conn.dialect.name == "sqlite":
         for suffix in ("_ai", "_ad", "_au"):
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {FTS_TABLE}{suffix}")
@@ -78,12 +93,14 @@ def drop_search_index(conn: Connection) -> None:
 
 
 def is_search_object(name: str | None) -> bool:
-    """Whether a table or index name belongs to the search index (Alembic's comparison leaves them alone)."""
-    return bool(name) and (name == FTS_TABLE or name.startswith(f"{FTS_TABLE}_") or name in TRGM_INDEXES)
+    """Whether a table or index name is one of these (Alembic's comparison leaves them alone)."""
+    return bool(name) and (
+        name == FTS_TABLE or name.startswith(f"{FTS_TABLE}_") or name in TRGM_INDEXES or name in ORDER_INDEXES
+    )
 
 
 def include_name(name: str | None, type_: str, _parent: object) -> bool:
-    """Alembic's filter: the search index (a virtual table, expression indexes) is outside the models."""
+    """Alembic's filter: these structures (a virtual table, expression indexes) are outside the models."""
     return not (type_ in ("table", "index") and is_search_object(name))
 
 

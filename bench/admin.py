@@ -134,6 +134,8 @@ def main() -> int:
             "/admin/leads?campaign=stem-cell-therapy&date_from=2000-01-01&sort=newest",
         ),
         ("leads, page 50", "/admin/leads?page=50"),
+        ("leads, sorted by name", "/admin/leads?sort=name"),
+        ("leads, sorted by status, page 50", "/admin/leads?sort=status&page=50"),
         (f"leads, search by name '{name_part}'", f"/admin/leads?q={name_part}"),
         (f"leads, search by email '{email_part}'", f"/admin/leads?q={email_part}"),
         (f"leads, search by phone digits '{digits}'", f"/admin/leads?q={digits}"),

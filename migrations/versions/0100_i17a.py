@@ -1,4 +1,5 @@
-"""Leads search index: pg_trgm GIN indexes on PostgreSQL, an FTS5 trigram table kept by triggers on SQLite
+"""Leads search index (pg_trgm GIN indexes on PostgreSQL, an FTS5 trigram table kept by triggers on SQLite) and
+the expression indexes of the leads list's name and status orders
 
 Revision ID: 0100_i17a
 Revises: 0007_experiments
@@ -26,6 +27,14 @@ NEW = "VALUES (new.id, new.email, new.first_name, new.last_name, new.phone)"
 OLD = "VALUES ('delete', old.id, old.email, old.first_name, old.last_name, old.phone)"
 INTO = "INTO leads_search(rowid, email, first_name, last_name, phone)"
 DELETE_INTO = "INTO leads_search(leads_search, rowid, email, first_name, last_name, phone)"
+STATUS_RANK = (
+    "CASE status WHEN 'new' THEN 0 WHEN 'contacted' THEN 1 WHEN 'booked' THEN 2 WHEN 'patient' THEN 3 "
+    "WHEN 'not_a_fit' THEN 4 END"
+)
+ORDER = (
+    "CREATE INDEX IF NOT EXISTS ix_leads_name_order ON leads (lower(last_name), lower(first_name), id)",
+    f"CREATE INDEX IF NOT EXISTS ix_leads_status_order ON leads (({STATUS_RANK}), created_at DESC, id DESC)",
+)
 SQLITE = (
     "CREATE VIRTUAL TABLE leads_search USING fts5("
     "email, first_name, last_name, phone, content='', tokenize='trigram')",
@@ -44,6 +53,8 @@ POSTGRESQL = (
 
 def upgrade() -> None:
     conn = op.get_bind()
+    for sql in ORDER:
+        conn.exec_driver_sql(sql)
     try:
         # Without FTS5 (SQLite before 3.34) or pg_trgm the schema is still whole: searches then read every lead.
         with conn.begin_nested():
@@ -55,6 +66,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
+    for name in ("ix_leads_name_order", "ix_leads_status_order"):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     if conn.dialect.name == "sqlite":
         for name in ("leads_search_ai", "leads_search_ad", "leads_search_au"):
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")

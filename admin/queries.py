@@ -50,6 +50,8 @@ class LeadFilter:
     date_to: date | None = None
     sort: str = "waiting"
     page: int = 1
+    # Where the previous page ended (Next links carry it): the page starts there instead of counting rows to skip.
+    after: str = ""
     errors: tuple[str, ...] = field(default=())
 
     @classmethod
@@ -95,6 +97,7 @@ class LeadFilter:
             date_to=day("date_to"),
             sort=sort if sort in SORTS else "waiting",
             page=page,
+            after=(args.get("after") or "").strip()[:80],
             errors=tuple(errors),
         )
 
@@ -111,6 +114,7 @@ class LeadFilter:
             "date_to": values.date_to.isoformat() if values.date_to else "",
             "sort": "" if values.sort == "waiting" else values.sort,
             "page": "" if values.page == 1 else str(values.page),
+            "after": values.after,
         }
         return {k: v for k, v in out.items() if v}
 
@@ -245,19 +249,69 @@ class LeadPage:
     page: int
     pages: int
     more: bool  # a next page exists
+    after: str = ""  # the Next link's starting point, for sorts that have one
 
 
-def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE) -> LeadPage:
-    """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else."""
+KEYSET_SORTS = ("waiting", "newest", "oldest")
+
+
+def _cursor(f: LeadFilter) -> tuple[str, datetime, int] | None:
+    """The parsed `after` ("w" or "r" for the waiting queue or the rest, a UTC time, a lead id); None if absent
+    or not one of ours (the page then counts rows to skip, as `page` says)."""
+    if not f.after or f.sort not in KEYSET_SORTS:
+        return None
+    try:
+        part, stamp, lead_id = f.after.split("_")
+        at = datetime.fromisoformat(stamp)
+        if part not in ("w", "r") or at.tzinfo is None:
+            return None
+        return part, at.astimezone(UTC), int(lead_id)
+    except ValueError:
+        return None
+
+
+def _next_cursor(lead: Lead) -> str:
+    part = "w" if lead.status == "new" and lead.contacted_at is None else "r"
+    return f"{part}_{lead.created_at.astimezone(UTC).isoformat()}_{lead.id}"
+
+
+def _before(at: datetime, lead_id: int) -> Any:
+    # Spelled so the created_at index bounds the walk: (created_at, id) < (at, id), newest first.
+    return and_(Lead.created_at <= at, or_(Lead.created_at < at, Lead.id < lead_id))
+
+
+def _past(at: datetime, lead_id: int) -> Any:
+    return and_(Lead.created_at >= at, or_(Lead.created_at > at, Lead.id > lead_id))
+
+
+def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int | None = None) -> LeadPage:
+    """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else.
+
+    A page reached by a Next link starts where the previous one ended (keyset), so a deep page costs what the
+    first does; a page number alone skips rows (fine for the first hundreds of pages).
+    """
+    per_page = per_page or PER_PAGE
     base = filtered_leads(f, tz, session)
-    offset = (f.page - 1) * per_page
+    cursor = _cursor(f)
+    offset = 0 if cursor else (f.page - 1) * per_page
     total, waiting = _counts(session, f, tz)
-    if f.sort != "waiting":
+    rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
+    first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
+    if cursor and f.sort == "newest":
+        leads = list(session.scalars(_ordered(base.where(_before(*cursor[1:])), f.sort).limit(per_page + 1)))
+    elif cursor and f.sort == "oldest":
+        leads = list(session.scalars(_ordered(base.where(_past(*cursor[1:])), f.sort).limit(per_page + 1)))
+    elif cursor and cursor[0] == "r":
+        leads = list(session.scalars(rest.where(_before(*cursor[1:])).limit(per_page + 1)))
+    elif cursor:
+        leads = list(session.scalars(first.where(_past(*cursor[1:])).limit(per_page + 1)))
+        if len(leads) <= per_page:
+            leads += list(session.scalars(rest.limit(per_page + 1 - len(leads))))
+    elif f.sort != "waiting":
         leads = list(session.scalars(_ordered(base, f.sort).limit(per_page + 1).offset(offset)))
     else:
         # Two index walks (the partial waiting index, then created_at) instead of sorting every match; a search
         # narrows each walk through the search index first. One row more than a page says whether a next exists.
-        first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
         leads = []
         if not waiting.exact or offset < waiting.value:
             leads = list(session.scalars(first.limit(per_page + 1).offset(offset)))
@@ -268,12 +322,13 @@ def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE
                 before = offset + len(leads)
             else:  # a page past a queue of more than COUNT_LIMIT: counted in full, only here
                 before = int(session.scalar(select(func.count()).select_from(first.subquery())) or 0)
-            rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
             remaining = per_page + 1 - len(leads)
             leads += list(session.scalars(rest.limit(remaining).offset(max(0, offset - before))))
     more = len(leads) > per_page
+    leads = leads[:per_page]
     pages = max(1, -(-total.value // per_page)) if total.exact else max(f.page + int(more), COUNT_LIMIT // per_page)
-    return LeadPage(leads=leads[:per_page], total=total, waiting=waiting, page=f.page, pages=pages, more=more)
+    after = _next_cursor(leads[-1]) if more and f.sort in KEYSET_SORTS else ""
+    return LeadPage(leads=leads, total=total, waiting=waiting, page=f.page, pages=pages, more=more, after=after)
 
 
 def _waiting_first(stmt: Select) -> Select:

@@ -253,6 +253,7 @@ class LeadPage:
 
 
 KEYSET_SORTS = ("waiting", "newest", "oldest")
+CURSOR_TIME = "%Y%m%dT%H%M%S%f"  # UTC, nothing a URL would encode
 
 
 def _cursor(f: LeadFilter) -> tuple[str, datetime, int] | None:
@@ -262,17 +263,15 @@ def _cursor(f: LeadFilter) -> tuple[str, datetime, int] | None:
         return None
     try:
         part, stamp, lead_id = f.after.split("_")
-        at = datetime.fromisoformat(stamp)
-        if part not in ("w", "r") or at.tzinfo is None:
-            return None
-        return part, at.astimezone(UTC), int(lead_id)
+        at = datetime.strptime(stamp, CURSOR_TIME).replace(tzinfo=UTC)
+        return (part, at, int(lead_id)) if part in ("w", "r") else None
     except ValueError:
         return None
 
 
 def _next_cursor(lead: Lead) -> str:
     part = "w" if lead.status == "new" and lead.contacted_at is None else "r"
-    return f"{part}_{lead.created_at.astimezone(UTC).isoformat()}_{lead.id}"
+    return f"{part}_{lead.created_at.astimezone(UTC).strftime(CURSOR_TIME)}_{lead.id}"
 
 
 def _before(at: datetime, lead_id: int) -> Any:

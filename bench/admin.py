@@ -114,6 +114,7 @@ def main() -> int:
         email_part = sample.email.split("@")[0].split(".", 1)[1][:-6]
         name_part = sample.last_name.lower()[:5]
         digits = re.sub(r"\D", "", sample.phone)[-7:]
+        deep = admin.queries._next_cursor(sample)  # a Next link from the middle of the table
         db.session.remove()
 
     client = app.test_client()
@@ -134,6 +135,7 @@ def main() -> int:
             "/admin/leads?campaign=stem-cell-therapy&date_from=2000-01-01&sort=newest",
         ),
         ("leads, page 50", "/admin/leads?page=50"),
+        ("leads, a page deep in the table by its Next link", f"/admin/leads?page=10000&after={deep}"),
         ("leads, sorted by name", "/admin/leads?sort=name"),
         ("leads, sorted by status, page 50", "/admin/leads?sort=status&page=50"),
         (f"leads, search by name '{name_part}'", f"/admin/leads?q={name_part}"),

@@ -294,6 +294,10 @@ def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int | None = N
     cursor = _cursor(f)
     offset = 0 if cursor else (f.page - 1) * per_page
     total, waiting = _counts(session, f, tz)
+    if f.status and f.sort in KEYSET_SORTS and session.get_bind().dialect.name == "sqlite":
+        # SQLite would read every lead of the status and source (ix_leads_funnel) and sort them; walking the
+        # status in time order stops after a page. (PostgreSQL's planner weighs the LIMIT and finds this alone.)
+        base = base.with_hint(Lead, "INDEXED BY ix_leads_status_created", "sqlite")
     rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
     first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
     if cursor and f.sort == "newest":

@@ -1,5 +1,5 @@
 """Leads search index (pg_trgm GIN indexes on PostgreSQL, an FTS5 trigram table kept by triggers on SQLite) and
-the expression indexes of the leads list's name and status orders
+the indexes of the leads list's orders (name, status, a status filter newest first)
 
 Revision ID: 0100_i17a
 Revises: 0007_experiments
@@ -52,6 +52,8 @@ POSTGRESQL = (
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("leads") as batch:
+        batch.create_index("ix_leads_status_created", ["status", "created_at", "id"], unique=False)
     conn = op.get_bind()
     for sql in ORDER:
         conn.exec_driver_sql(sql)
@@ -65,6 +67,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("leads") as batch:
+        batch.drop_index("ix_leads_status_created")
     conn = op.get_bind()
     for name in ("ix_leads_name_order", "ix_leads_status_order"):
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")

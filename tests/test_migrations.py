@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -10,6 +11,8 @@ from app import load_models
 from core.db import Base, make_engine, upgrade
 
 
+# The leads list's expression indexes (admin/search.py) are outside the models; SQLite cannot reflect them.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_upgrade_head_matches_models(tmp_path):
     load_models()
     engine = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")

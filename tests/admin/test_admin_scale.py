@@ -92,3 +92,13 @@ def test_dashboard_figures_are_reused_for_a_while_and_say_when_they_were_compute
     later = staff.get("/admin/?days=7").get_data(as_text=True)
     assert _kpis(later)["Signups"] == 2
     admin.queries._CACHE.clear()
+
+
+def test_the_seed_says_how_far_it_is(app, runner):
+    result = runner.invoke(args=["demo", "seed", "--leads", "2000", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    said = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert "1,000 / 2,000 leads (50%)" in said
+    assert "2,000 / 2,000 leads (100%)" in said
+    assert "building" in said  # the indexes, after the rows
+    assert re.search(r"^2,000 leads, .* in [\d.]+s$", said, re.MULTILINE)  # and what it added

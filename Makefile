@@ -9,7 +9,7 @@ RUN_TIME_SCALE ?= 1440
 # uses this made-up one unless CLINIC_POSTAL_ADDRESS is set; production never uses `make run` and sets the real one.
 DEMO_POSTAL_ADDRESS := DEMO ONLY, not a real address: NexGenEsis Healthcare, 1 Example Street, Springfield, ZZ 00000
 
-.PHONY: run run-env test node-tools lint install dev-install bench bench-nurture bench-dispatch bench-admin migrations-reset clean
+.PHONY: run run-env test node-tools lint install dev-install bench bench-welcome bench-nurture bench-dispatch bench-admin migrations-reset clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,9 @@ lint: dev-install
 
 bench: dev-install
 	$(BIN)/python -m bench.run
+
+bench-welcome: dev-install
+	$(BIN)/python -m bench.welcome
 
 bench-nurture: dev-install
 	$(BIN)/python -m bench.nurture

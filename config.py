@@ -107,6 +107,8 @@ class Config:
 
         # Nurture worker.
         self.NURTURE_TICK_SECONDS = e.number("NURTURE_TICK_SECONDS", default=5.0)
+        # The worker also runs at once when a signup records due work (NOTIFY or a local socket); 0 leaves the tick.
+        self.NURTURE_WAKE = e.bool("NURTURE_WAKE", default=True)
         self.NURTURE_BATCH_SIZE = e.number("NURTURE_BATCH_SIZE", kind=int, default=100)
         self.NURTURE_LEASE_SECONDS = e.number("NURTURE_LEASE_SECONDS", kind=int, default=120)
         self.NURTURE_TIME_SCALE = e.number("NURTURE_TIME_SCALE", default=1.0)

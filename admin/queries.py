@@ -44,6 +44,7 @@ class LeadFilter:
     q: str = ""
     status: str = ""
     campaign: str = ""
+    step: str = ""  # with campaign: leads whose next email in it is this step
     interest: str = ""
     source: str = ""
     date_from: date | None = None
@@ -91,7 +92,8 @@ class LeadFilter:
             q=(args.get("q") or "").strip()[:200],
             status=pick("status", STATUSES),
             campaign=(args.get("campaign") or "").strip()[:64],
-            interest=pick("interest", INTERESTS),
+            step=(args.get("step") or "").strip()[:64] if args.get("campaign") else "",
+            interest=pick("interest", _known_interests()),
             source=(args.get("source") or "").strip()[:100],
             date_from=day("date_from"),
             date_to=day("date_to"),
@@ -108,6 +110,7 @@ class LeadFilter:
             "q": values.q,
             "status": values.status,
             "campaign": values.campaign,
+            "step": values.step,
             "interest": values.interest,
             "source": values.source,
             "date_from": values.date_from.isoformat() if values.date_from else "",
@@ -152,6 +155,35 @@ def _campaign_clause(campaign: str, part: str) -> Any:
     return or_(landed, member.exists())
 
 
+def interest_choices() -> dict[str, str]:
+    """Every area of interest a form offers, with its label: the clinic's list, then each campaign's own options."""
+    found = dict(INTERESTS)
+    for campaign in registry().all():
+        for value, label in campaign.page.interests:
+            found.setdefault(value, label)
+    return found
+
+
+def _known_interests() -> set[str]:
+    return set(interest_choices())
+
+
+def _waiting_at_step(campaign_slug: str, step_id: str) -> Any:
+    """Leads whose sequence in this campaign has this step next (what the campaign page's Waiting counts)."""
+    campaign = registry().get(campaign_slug)
+    index = next((i for i, s in enumerate(campaign.steps) if s.id == step_id), None) if campaign else None
+    if index is None:
+        return literal_column("1 = 0")
+    return Lead.id.in_(
+        select(Enrollment.lead_id).where(
+            Enrollment.campaign_slug == campaign_slug,
+            Enrollment.state == "active",
+            Enrollment.next_step == index,
+            Enrollment.next_send_at.is_not(None),
+        )
+    )
+
+
 def filtered_leads(f: LeadFilter, tz: str, session: Session, campaign_part: str = "any") -> Select:
     """SELECT of the leads matching the filter, unordered; the list, its count and the CSV all use it."""
     stmt = select(Lead).where(Lead.erased_at.is_(None))
@@ -165,6 +197,8 @@ def filtered_leads(f: LeadFilter, tz: str, session: Session, campaign_part: str 
         stmt = stmt.where(Lead.source == f.source)
     if f.campaign:
         stmt = stmt.where(_campaign_clause(f.campaign, campaign_part))
+    if f.campaign and f.step:
+        stmt = stmt.where(_waiting_at_step(f.campaign, f.step))
     if f.date_from:
         stmt = stmt.where(Lead.created_at >= local_day_start(f.date_from, tz))
     if f.date_to:

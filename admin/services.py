@@ -19,6 +19,7 @@ from core.clock import now
 from leads.consent import SUPPRESSION_LIFTED
 from leads.models import Consent, Lead, Note, StatusChange, Submission
 from leads.services import change_status
+from mailer import wake
 from mailer.models import Delivery, DeliveryAction, ProviderEvent, Suppression, email_hash
 from nurture.models import CampaignState, Enrollment
 from studio.registry import registry
@@ -290,6 +291,7 @@ def queue_test_send(
     )
     session.add(delivery)
     session.flush()
+    wake.soon(session)  # the test email leaves as soon as it is committed
     return delivery
 
 

@@ -9,7 +9,7 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from alerts.models import WebhookEvent
-from alerts.services import admin_lead_path, record_intake_alerts, record_webhook_event
+from alerts.services import admin_lead_path, record_intake_alerts, record_webhook_event, record_webhook_events
 from core import signals
 from mailer.models import Delivery
 from mailer.outbox import erase_copies
@@ -35,11 +35,15 @@ def on_lead_status_changed(
     )
 
 
-def on_lead_unsubscribed(sender: Flask, *, session: Any, lead: Any, reason: str, source: str, **_: Any) -> None:
-    """An unsubscribe of a known lead goes to webhooks; the email address itself never does."""
-    if lead is None:
+def on_lead_unsubscribed(
+    sender: Flask, *, session: Any, lead_ids: list[int] | None = None, reason: str, source: str, **_: Any
+) -> None:
+    """Each unsubscribed lead goes to webhooks; the email address itself never does. Leads are loaded in bulk."""
+    if not lead_ids or not sender.config.get("WEBHOOK_URLS"):
         return
-    record_webhook_event(session, "lead.unsubscribed", lead, {"reason": reason, "unsubscribed_via": source}, app=sender)
+    record_webhook_events(
+        session, "lead.unsubscribed", lead_ids, {"reason": reason, "unsubscribed_via": source}, app=sender
+    )
 
 
 def on_lead_erased(sender: Flask, *, session: Any, lead: Any, **_: Any) -> None:

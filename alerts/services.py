@@ -17,7 +17,9 @@ from werkzeug.routing import BuildError
 
 from alerts.models import WebhookEvent
 from core.clock import now
+from core.db import among, chunked, insert_rows
 from leads.models import Lead, Submission
+from mailer import wake
 from mailer.models import Delivery
 
 # The admin's lead page; the first that exists wins.
@@ -89,6 +91,7 @@ def record_intake_alerts(session: Session, lead: Lead, submission: Submission, a
         for address in addresses
     ]
     insert_ignoring_duplicates(session, rows)
+    wake.soon(session)  # the front desk hears of the request as soon as it is committed, not at the next tick
     return len(rows)
 
 
@@ -148,6 +151,63 @@ def record_webhook_event(
             )
         )
     return event_id
+
+
+def record_webhook_events(
+    session: Session,
+    event_type: str,
+    lead_ids: list[int],
+    extra: dict[str, object] | None = None,
+    app: Flask | None = None,
+) -> int:
+    """record_webhook_event() for many leads at once (leads loaded and rows inserted per chunk); returns rows added."""
+    app = app or current_app._get_current_object()
+    urls = list(dict.fromkeys(app.config.get("WEBHOOK_URLS") or []))
+    if not urls or not lead_ids:
+        return 0
+    session.flush()
+    moment = now()
+    added = 0
+    for chunk in chunked(list(dict.fromkeys(lead_ids))):
+        # Rows of the columns lead_data reads, not whole leads (flushed above: what the session changed is read).
+        leads = {
+            row.id: row
+            for row in session.execute(
+                select(Lead.id, Lead.status, Lead.source, Lead.landing_slug, Lead.created_at).where(
+                    among(session, Lead.id, chunk)
+                )
+            )
+        }
+        rows = []
+        for lead_id in chunk:
+            lead = leads.get(lead_id)
+            if lead is None:
+                continue
+            event_id = str(uuid.uuid4())
+            data = lead_data(lead, app)
+            data.update(extra or {})
+            payload = json.dumps(
+                {"id": event_id, "type": event_type, "created_at": _iso(moment), "data": data},
+                separators=(",", ":"),
+                sort_keys=True,
+            )
+            rows.extend(
+                {
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "url": url,
+                    "lead_id": lead_id,
+                    "payload": payload,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": moment,
+                    "created_at": moment,
+                }
+                for url in urls
+            )
+        insert_rows(session, WebhookEvent.__table__, rows)
+        added += len(rows)
+    return added
 
 
 def first_submission_id(session: Session, lead_id: int) -> int | None:

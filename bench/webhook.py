@@ -4,8 +4,10 @@ Seeds leads with one sent email each, then posts signed batches through the app 
 worker would answer them, and times the answer: 10,000 events shaped like SendGrid's documented sample events
 (processed, delivered, open, click, and 1% bounces to addresses of their own; 2.7 MB), and 40,000 lean events
 (only email, event, sg_event_id, timestamp, delivery_id; 5.0 MB, just under the 5 MiB limit) like the review's,
-and the slowest kind, 10,000 bounces of addresses of their own (each suppresses an address and ends its emails).
-Then checks every event was stored once and that posting the batch again stores nothing.
+and the slowest kinds: 10,000 bounces of addresses of their own (each suppresses an address), and 10,000 bounces
+of 10,000 enrolled leads' own addresses (each also bounces the lead's email, ends its enrollment, skips its next
+email and records a lead.unsubscribed webhook). Then checks every event was stored once, every bounced lead's
+address suppressed and enrollment ended, and that posting the batch again stores nothing.
 Environment: BENCH_DATABASE_URL (PostgreSQL server; default TEST_DATABASE_URL or the local one).
 """
 
@@ -23,16 +25,21 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
+from alerts.models import WebhookEvent
 from app import create_app, load_models
 from config import Config
 from core.clock import FrozenClock
 from core.db import Base, db, normalize_url
 from leads.models import Lead
-from mailer.models import Delivery, ProviderEvent
+from mailer.models import Delivery, ProviderEvent, Suppression
+from nurture.models import Enrollment
 from tests.fakes.sendgrid import WebhookSigner
 
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 LEADS = 2_000
+# The enrolled leads whose own addresses bounce: ids from ENROLLED_FROM on, apart from the 2,000 above.
+ENROLLED = 10_000
+ENROLLED_FROM = 100_001
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KINDS = ("processed", "delivered", "open", "open", "click", "open", "delivered", "click", "open", "processed")
 
@@ -46,6 +53,8 @@ def make_app(url: str, instance: Path, signer: WebhookSigner):
             "SECRET_KEY": "bench",
             "LOG_LEVEL": "WARNING",
             "SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public_key,
+            "WEBHOOK_URLS": "https://hooks.bench.example/leads",
+            "WEBHOOK_SECRET": "bench-webhook-secret",
         }
     )
     config.CLOCK = FrozenClock(NOW)
@@ -72,20 +81,64 @@ def seed(app) -> None:
         }
         for n in range(1, LEADS + 1)
     ]
+    enrolled = range(ENROLLED_FROM, ENROLLED_FROM + ENROLLED)
+    leads += [{**leads[0], "id": n, "email": f"lead{n}@bench.example", "email_opt_in": True} for n in enrolled]
+    deliveries += [
+        {
+            **deliveries[0],
+            "id": n,
+            "dedupe_key": f"bench:{n}",
+            "lead_id": n,
+            "enrollment_id": n,
+            "provider_message_id": f"msg{n}",
+        }
+        for n in enrolled
+    ]
+    # Each enrolled lead's next email, due later: the bounce must skip it.
+    deliveries += [
+        {
+            **deliveries[0],
+            "id": n + ENROLLED,
+            "dedupe_key": f"bench:next:{n}",
+            "lead_id": n,
+            "enrollment_id": n,
+            "step_id": "2",
+            "state": "pending",
+            "provider_message_id": None,
+            "sent_at": None,
+            "due_at": NOW,
+        }
+        for n in enrolled
+    ]
+    enrollments = [
+        {
+            "id": n,
+            "lead_id": n,
+            "campaign_slug": "stem-cell-therapy",
+            "state": "active",
+            "next_step": 1,
+            "next_send_at": NOW,
+            "created_at": NOW,
+        }
+        for n in enrolled
+    ]
     with app.app_context(), db.write_transaction() as session:
         session.execute(insert(Lead), leads)
+        session.execute(insert(Enrollment), enrollments)
         session.execute(insert(Delivery), deliveries)
 
 
 def batch(size: int, tag: str, shape: str = "full") -> list[dict]:
-    """`size` events on the seeded emails; one in a hundred (or with shape "bounces" each) bounces an address."""
+    """`size` events on the seeded emails; one in a hundred (or with shape "bounces" each) bounces an address of
+    its own; with shape "leads" each bounces an enrolled lead's own address."""
     lean = shape == "lean"
     stamp = int(NOW.timestamp()) - 60
     events = []
     for n in range(size):
-        lead = n % LEADS + 1
-        kind = "bounce" if n % 100 == 99 or shape == "bounces" else KINDS[n % len(KINDS)]
-        email = f"bounced{tag}{n}@bench.example" if kind == "bounce" else f"lead{lead}@bench.example"
+        lead = ENROLLED_FROM + n % ENROLLED if shape == "leads" else n % LEADS + 1
+        kind = "bounce" if n % 100 == 99 or shape in ("bounces", "leads") else KINDS[n % len(KINDS)]
+        own = kind != "bounce" or shape == "leads"
+        email = f"lead{lead}@bench.example" if own else f"bounced{tag}{n}@bench.example"
         event = {
             "email": email,
             "timestamp": stamp,
@@ -126,15 +179,38 @@ def measure(url: str, label: str, sizes: list[tuple[int, str]]) -> None:
                     select(func.count()).select_from(ProviderEvent).where(ProviderEvent.sg_event_id.like(f"{tag}-%"))
                 )
                 db.session.commit()
+            effects = outcome(app)
             replay = client.post("/webhooks/sendgrid", data=body, headers=headers)
             print(
                 f"{label:10} {size:>7,} {shape:7} events, {len(body) / 1e6:4.2f} MB: "
                 f"answered {answer.status_code} in {took:5.2f} s; stored {stored:,}; "
                 f"replay answered {replay.status_code}, {(replay.get_json() or {}).get('duplicate', '?')} duplicates"
             )
+            if shape == "leads":
+                suppressed, bounced, exited, skipped, hooks = effects
+                print(
+                    f"{'':10} enrolled leads: {suppressed:,} suppressed, {bounced:,} emails bounced, {exited:,} "
+                    f"enrollments ended, {skipped:,} next emails skipped, {hooks:,} webhook events; the replay "
+                    + ("changed nothing" if outcome(app) == effects else "CHANGED THEM")
+                )
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def outcome(app) -> tuple[int, int, int, int, int]:
+    """What the enrolled leads' bounces did: suppressions, bounced emails, ended enrollments, skipped emails, hooks."""
+    enrolled = Delivery.lead_id >= ENROLLED_FROM
+    with app.app_context():
+        counts = (
+            db.session.scalar(select(func.count()).select_from(Suppression).where(Suppression.email.like("lead%"))),
+            db.session.scalar(select(func.count()).where(enrolled, Delivery.state == "bounced")),
+            db.session.scalar(select(func.count()).where(Enrollment.state == "exited")),
+            db.session.scalar(select(func.count()).where(enrolled, Delivery.state == "skipped")),
+            db.session.scalar(select(func.count()).select_from(WebhookEvent)),
+        )
+        db.session.commit()
+    return counts
 
 
 def _pg_database(server: str) -> tuple[str, str] | None:
@@ -154,7 +230,7 @@ def _pg_database(server: str) -> tuple[str, str] | None:
 def main() -> None:
     """Measure on SQLite and, when reachable, PostgreSQL."""
     load_models()
-    sizes = [(10_000, "full"), (40_000, "lean"), (10_000, "bounces")]
+    sizes = [(10_000, "full"), (40_000, "lean"), (10_000, "bounces"), (ENROLLED, "leads")]
     with tempfile.TemporaryDirectory() as tmp:
         measure(f"sqlite:///{Path(tmp) / 'bench.db'}", "SQLite", sizes)
     server = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import ColumnElement, MetaData, Table, any_, bindparam, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from werkzeug.routing import IntegerConverter, Map
@@ -27,6 +30,88 @@ NAMING = {
 MAX_ID = 2**63 - 1
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15000
+# Rows per IN (...) list and per multi-row INSERT: well under SQLite's limit on bound parameters.
+CHUNK = 500
+# Rows per JSON document inserted on PostgreSQL (one parameter, so only the document's size bounds it).
+PG_CHUNK = 2000
+
+
+def chunked(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """`values` in consecutive slices of at most `size`, for set-based statements over many rows."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def among(session: Session, column: Any, values: list[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`.
+
+    One array parameter instead of one per value: psycopg rewrites every placeholder of a statement in Python,
+    which for 10,000-row batches cost more than the database's own work.
+    """
+    if _on_postgresql(session):
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
+def insert_rows(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, unique: str | None = None, returning: Any = None
+) -> list[Any]:
+    """Insert `rows` (all with the same keys) per chunk, skipping those whose `unique` column exists already;
+    returns the `returning` column of the rows inserted (nothing without it).
+
+    On PostgreSQL a chunk travels as one JSON parameter read by json_to_recordset, for the reason among() gives
+    (psycopg's text arrays escape JSON payloads character by character, slower still).
+    """
+    if not rows:
+        return []
+    inserted: list[Any] = []
+    for chunk in chunked(rows, PG_CHUNK if _on_postgresql(session) else CHUNK):
+        if _on_postgresql(session):
+            statement, parameters = (
+                _recordset_insert(session, table, list(chunk[0]), unique, returning),
+                {"rows": json.dumps([{k: _json_value(v) for k, v in row.items()} for row in chunk])},
+            )
+        else:
+            statement = sqlite.insert(table)
+            if unique is not None:
+                statement = statement.on_conflict_do_nothing(index_elements=[unique])
+            if returning is not None:
+                statement = statement.returning(returning)
+            parameters = chunk
+        if returning is None:
+            session.execute(statement, parameters)
+        else:
+            inserted.extend(session.scalars(statement, parameters))
+    return inserted
+
+
+def _json_value(value: Any) -> Any:
+    # Columns hold naive UTC (core.columns.UTCDateTime): convert as its bind step would.
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return value
+
+
+def _recordset_insert(session: Session, table: Table, names: list[str], unique: str | None, returning: Any) -> Any:
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in names)
+    types = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in names)
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS x({types})"
+    )
+    if unique is not None:
+        sql += f" ON CONFLICT ({quote(unique)}) DO NOTHING"
+    if returning is not None:
+        sql += f" RETURNING {quote(returning.name)}"
+    return text(sql)
 
 
 class IdConverter(IntegerConverter):

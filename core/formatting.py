@@ -129,6 +129,17 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     return f"{count:,} {word}"
 
 
+def delay_words(delay: timedelta | None) -> str:
+    """A step's wait for people: 'at once', '2 days later', '36 hours later', '1 week later'."""
+    if delay is None or delay.total_seconds() <= 0:
+        return "at once"
+    minutes = int(delay.total_seconds() // 60)
+    for size, unit in ((7 * 24 * 60, "week"), (24 * 60, "day"), (60, "hour"), (1, "minute")):
+        if minutes % size == 0:
+            return f"{plural(minutes // size, unit)} later"
+    return f"{plural(minutes, 'minute')} later"
+
+
 def init_app(app: Flask) -> None:
     """Register the formatters as Jinja filters: local_time, local_text, phone, phone_uri, phone_link, plural."""
     app.jinja_env.filters.update(
@@ -138,4 +149,5 @@ def init_app(app: Flask) -> None:
         phone_uri=phone_uri,
         phone_link=phone_link,
         plural=plural,
+        delay_words=delay_words,
     )

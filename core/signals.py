@@ -16,7 +16,9 @@ lead_captured = _events.signal("lead-captured")
 #: A lead's status changed. kwargs: session, lead, old_status, new_status, source, user (or None).
 lead_status_changed = _events.signal("lead-status-changed")
 
-#: A lead withdrew consent or was suppressed. kwargs: session, lead (or None), email, reason, source.
+#: Leads withdrew consent or were suppressed. kwargs: session, lead_ids (list of int: the one lead of an
+#: unsubscribe, the many of a provider's batch, or none for an address of no lead), reason, source.
+#: Receivers load those leads in bulk: one bounce batch can name 10,000 of them.
 lead_unsubscribed = _events.signal("lead-unsubscribed")
 
 #: A lead confirmed a double opt-in. kwargs: session, lead, enrollment.

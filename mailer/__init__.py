@@ -7,7 +7,7 @@ from flask import Flask
 
 from core import signals
 from core.extensions import csrf
-from mailer import erasure, views
+from mailer import erasure, views, wake
 from mailer.health import webhook_probe
 from mailer.senders import make_sender
 
@@ -22,3 +22,4 @@ def init_app(app: Flask) -> None:
     csrf.exempt(views.sendgrid_events)
     app.register_blueprint(views.bp)
     signals.lead_erased.connect(erasure.on_lead_erased, weak=False)
+    wake.connect()

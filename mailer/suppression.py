@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import NamedTuple
+
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
+from core.db import among, chunked, insert_rows
 from leads.models import Consent, Lead
 from mailer.base import PermanentError
 from mailer.models import Suppression, email_hash
@@ -86,10 +90,118 @@ def suppress(
             )
         )
     signals.lead_unsubscribed.send(
-        current_app._get_current_object(), session=session, lead=lead, email=address, reason=reason, source=source
+        current_app._get_current_object(),
+        session=session,
+        lead_ids=[lead.id] if lead is not None else [],
+        reason=reason,
+        source=source,
     )
     session.flush()
     return row
+
+
+class Suppressing(NamedTuple):
+    """One address to suppress in bulk: why, the provider's words, and its lead when the caller already knows it."""
+
+    email: str
+    reason: str
+    detail: str | None = None
+    lead_id: int | None = None
+
+
+def suppress_many(session: Session, items: list[Suppressing], source: str) -> int:
+    """suppress() for many addresses at once, with set-based statements per chunk; returns the rows added.
+
+    The same outcome as calling suppress() for each item in order: an address's first reason is the one kept,
+    each (address, reason) is announced once, and a lead's enrollments end for the first reason that names it.
+    Safe to repeat. Runs inside the caller's transaction and never commits.
+    """
+    moment = now()
+    firsts: list[Suppressing] = []
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        address = normalize(item.email) if item.email else ""
+        if address and (address, item.reason) not in seen:
+            seen.add((address, item.reason))
+            firsts.append(item._replace(email=address))
+    rows: dict[str, dict[str, object]] = {}
+    for item in firsts:
+        rows.setdefault(
+            item.email,
+            {
+                "email": item.email,
+                "email_hash": email_hash(item.email),
+                "reason": item.reason[:32],
+                "source": source[:32],
+                "detail": (item.detail or None) and item.detail[:500],
+                "created_at": moment,
+            },
+        )
+    table = Suppression.__table__
+    added = len(insert_rows(session, table, list(rows.values()), unique="email_hash", returning=table.c.id))
+
+    lead_of: dict[str, int] = {}
+    for chunk in chunked(sorted({item.email for item in firsts if item.lead_id is None})):
+        lead_of.update(
+            (email, lead_id)
+            for lead_id, email in session.execute(select(Lead.id, Lead.email).where(among(session, Lead.email, chunk)))
+        )
+    named = [(item, item.lead_id or lead_of.get(item.email)) for item in firsts]
+    _withdraw(session, [lead_id for item, lead_id in named if lead_id and item.reason in WITHDRAWAL_REASONS], source)
+
+    # Announce in the order suppress() would have: every lead's first reason before anyone's second.
+    waves: list[dict[str, list[int]]] = []
+    count: Counter[int] = Counter()
+    for item, lead_id in named:
+        if lead_id is None:
+            continue
+        if count[lead_id] == len(waves):
+            waves.append({})
+        waves[count[lead_id]].setdefault(item.reason, []).append(lead_id)
+        count[lead_id] += 1
+    app = current_app._get_current_object()
+    for wave in waves:
+        for reason, lead_ids in wave.items():
+            signals.lead_unsubscribed.send(app, session=session, lead_ids=lead_ids, reason=reason, source=source)
+    session.flush()
+    return added
+
+
+def _withdraw(session: Session, lead_ids: list[int], source: str) -> None:
+    """Withdraw these leads' email consent (one consent row each, only where not withdrawn already)."""
+    moment = now()
+    for chunk in chunked(sorted(set(lead_ids))):
+        ids = list(
+            session.scalars(
+                select(Lead.id).where(
+                    among(session, Lead.id, chunk), or_(Lead.unsubscribed_at.is_(None), Lead.email_opt_in.is_(True))
+                )
+            )
+        )
+        if not ids:
+            continue
+        session.execute(
+            update(Lead)
+            .where(among(session, Lead.id, ids))
+            .values(unsubscribed_at=func.coalesce(Lead.unsubscribed_at, moment), email_opt_in=False)
+            .execution_options(synchronize_session="fetch")
+        )
+        consent_source = _CONSENT_SOURCE.get(source, source)[:32]
+        insert_rows(
+            session,
+            Consent.__table__,
+            [
+                {
+                    "lead_id": lead_id,
+                    "purpose": CONSENT_PURPOSE,
+                    "version": WITHDRAWAL_VERSION,
+                    "granted": False,
+                    "source": consent_source,
+                    "created_at": moment,
+                }
+                for lead_id in ids
+            ],
+        )
 
 
 # The person reported our email as spam: no one may put the address back on the list of people we email.

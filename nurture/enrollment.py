@@ -7,6 +7,7 @@ Never log names, emails or interests here; ids only.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
+from core.db import among, chunked
 from leads.models import Lead
+from mailer import wake
 from mailer.models import Delivery
 from nurture.models import Enrollment
 from nurture.schedule import due_at
@@ -46,13 +49,17 @@ def _campaign(value: Any) -> Campaign | None:
     return registry().get(slug) if isinstance(slug, str) else None
 
 
-def enroll(session: Session, lead: Lead, campaign: Campaign) -> Enrollment:
-    """Get or create the lead's enrollment in `campaign`; a repeat signup neither restarts nor duplicates it."""
-    enrollment = session.scalars(
-        select(Enrollment).where(Enrollment.lead_id == lead.id, Enrollment.campaign_slug == campaign.slug)
-    ).first()
-    if enrollment is not None:
-        return enrollment
+def enroll(session: Session, lead: Lead, campaign: Campaign, *, new_lead: bool = False) -> Enrollment:
+    """Get or create the lead's enrollment in `campaign`; a repeat signup neither restarts nor duplicates it.
+
+    `new_lead`: the lead was created in this transaction, so it has no enrollment to look for.
+    """
+    if not new_lead:
+        enrollment = session.scalars(
+            select(Enrollment).where(Enrollment.lead_id == lead.id, Enrollment.campaign_slug == campaign.slug)
+        ).first()
+        if enrollment is not None:
+            return enrollment
     moment = now()
     enrollment = Enrollment(lead_id=lead.id, campaign_slug=campaign.slug, created_at=moment, next_step=0)
     if campaign.double_opt_in:
@@ -79,6 +86,7 @@ def enroll(session: Session, lead: Lead, campaign: Campaign) -> Enrollment:
         activate(enrollment, campaign, lead, moment)
         session.add(enrollment)
     session.flush()
+    wake_if_due(session, enrollment, moment)
     log.info("enrollment %s created for lead %s in %s (%s)", enrollment.id, lead.id, campaign.slug, enrollment.state)
     return enrollment
 
@@ -92,36 +100,59 @@ def activate(enrollment: Enrollment, campaign: Campaign, lead: Lead, moment: dat
         enrollment.ended_at = moment
 
 
+def wake_if_due(session: Session, enrollment: Enrollment, moment: datetime) -> None:
+    """Wake the worker after commit when this enrollment has mail due now (a welcome, a confirmation)."""
+    if enrollment.state == "pending" or (enrollment.next_send_at is not None and enrollment.next_send_at <= moment):
+        wake.soon(session)
+
+
 def end_enrollments(session: Session, lead_id: int, reason: str, *, slugs: tuple[str, ...] | None = None) -> int:
     """Exit the lead's pending and active enrollments (all, or those in `slugs`); returns how many ended.
 
     Unsent confirmations and reminders of those enrollments are skipped with the same reason.
     """
+    ended = end_enrollments_of(session, [lead_id], reason, slugs=slugs)
+    if ended:
+        log.info("lead %s: %d enrollment(s) ended (%s)", lead_id, ended, reason)
+    return ended
+
+
+def end_enrollments_of(
+    session: Session, lead_ids: list[int], reason: str, *, slugs: tuple[str, ...] | None = None
+) -> int:
+    """end_enrollments() for many leads at once, a few statements per 500 leads; returns how many ended."""
     moment = now()
-    where = [Enrollment.lead_id == lead_id, Enrollment.state.in_(("pending", "active"))]
-    if slugs is not None:
-        where.append(Enrollment.campaign_slug.in_(slugs))
-    ids = list(session.scalars(select(Enrollment.id).where(*where)))
-    if not ids:
-        return 0
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.id.in_(ids))
-        .values(state="exited", exit_reason=reason[:64], next_send_at=None, ended_at=moment)
-        .execution_options(synchronize_session="fetch")
-    )
-    session.execute(
-        update(Delivery)
-        .where(Delivery.enrollment_id.in_(ids), Delivery.state.in_(("pending", "retrying")))
-        .values(state="skipped", error=f"enrollment ended: {reason}"[:500], due_at=None, updated_at=moment)
-        .execution_options(synchronize_session="fetch")
-    )
-    log.info("lead %s: %d enrollment(s) ended (%s)", lead_id, len(ids), reason)
-    return len(ids)
+    ended = 0
+    for chunk in chunked(sorted(set(lead_ids))):
+        where = [among(session, Enrollment.lead_id, chunk), Enrollment.state.in_(("pending", "active"))]
+        if slugs is not None:
+            where.append(Enrollment.campaign_slug.in_(slugs))
+        for ids in chunked(list(session.scalars(select(Enrollment.id).where(*where)))):
+            session.execute(
+                update(Enrollment)
+                .where(among(session, Enrollment.id, ids))
+                .values(state="exited", exit_reason=reason[:64], next_send_at=None, ended_at=moment)
+                .execution_options(synchronize_session="fetch")
+            )
+            session.execute(
+                update(Delivery)
+                .where(among(session, Delivery.enrollment_id, ids), Delivery.state.in_(("pending", "retrying")))
+                .values(state="skipped", error=f"enrollment ended: {reason}"[:500], due_at=None, updated_at=moment)
+                .execution_options(synchronize_session="fetch")
+            )
+            ended += len(ids)
+    return ended
 
 
 def on_lead_captured(
-    sender: Flask, *, session: Session, lead: Lead, campaign: Any = None, consented: bool = False, **_: Any
+    sender: Flask,
+    *,
+    session: Session,
+    lead: Lead,
+    campaign: Any = None,
+    consented: bool = False,
+    created: bool = False,
+    **_: Any,
 ) -> None:
     """A consenting signup enrolls the lead in its landing page's campaign."""
     found = _campaign(campaign)
@@ -129,7 +160,8 @@ def on_lead_captured(
         return
     if lead.erased_at is not None or lead.email is None:
         return
-    enroll(session, lead, found)
+    # A lead created by this very signup cannot be enrolled yet: no lookup (the unique key still guards it).
+    enroll(session, lead, found, new_lead=created)
 
 
 def on_status_changed(sender: Flask, *, session: Session, lead: Lead, new_status: str, **_: Any) -> None:
@@ -139,10 +171,17 @@ def on_status_changed(sender: Flask, *, session: Session, lead: Lead, new_status
         end_enrollments(session, lead.id, f"status:{new_status}", slugs=slugs)
 
 
-def on_unsubscribed(sender: Flask, *, session: Session, lead: Lead | None = None, reason: str = "", **_: Any) -> None:
-    """Unsubscribe, bounce or spam report: every enrollment of the lead ends."""
-    if lead is not None:
-        end_enrollments(session, lead.id, f"unsubscribed:{reason or 'unsubscribe'}")
+def on_unsubscribed(
+    sender: Flask, *, session: Session, lead_ids: list[int] | None = None, reason: str = "", **_: Any
+) -> None:
+    """Unsubscribe, bounce or spam report: every enrollment of each lead ends (a provider's batch names many)."""
+    lead_ids = lead_ids or []
+    why = f"unsubscribed:{reason or 'unsubscribe'}"
+    if len(lead_ids) == 1:
+        end_enrollments(session, lead_ids[0], why)
+    elif lead_ids:
+        ended = end_enrollments_of(session, lead_ids, why)
+        log.info("%d lead(s): %d enrollment(s) ended (%s)", len(lead_ids), ended, why)
 
 
 def on_erased(sender: Flask, *, session: Session, lead: Lead, **_: Any) -> None:
@@ -166,3 +205,31 @@ def connect() -> None:
     signals.lead_status_changed.connect(on_status_changed)
     signals.lead_unsubscribed.connect(on_unsubscribed)
     signals.lead_erased.connect(on_erased)
+
+
+def remove_from_sequence(session: Session, enrollment: Enrollment) -> bool:
+    """Staff take a lead out of a sequence: nothing more of it is sent (unsent steps are skipped)."""
+    if enrollment.state not in ("pending", "active"):
+        return False
+    return end_enrollments(session, enrollment.lead_id, "removed by staff", slugs=(enrollment.campaign_slug,)) > 0
+
+
+def move_to_step(session: Session, enrollment: Enrollment, campaign: Campaign, step_id: str, lead: Lead) -> datetime:
+    """Staff move a lead in a sequence (or back into a finished one): `step_id` is its next email, due now (within
+    the send window unless the step goes any time). A step it was already sent is never sent again."""
+    index = next((i for i, step in enumerate(campaign.steps) if step.id == step_id), None)
+    if index is None:
+        raise ValueError(f"{campaign.slug} has no step {step_id!r}")
+    if enrollment.state not in ("active", "completed"):
+        raise ValueError("only a running or finished sequence can be moved (a lead who left is not brought back)")
+    moment = now()
+    step = campaign.steps[index]
+    due = due_at(moment, replace(step, delay=timedelta(0)), campaign.window, lead.timezone, time_scale())
+    enrollment.state = "active"
+    enrollment.next_step = index
+    enrollment.last_step_id = campaign.steps[index - 1].id if index > 0 else None
+    enrollment.next_send_at = due
+    enrollment.ended_at = None
+    enrollment.lease_owner = enrollment.lease_until = None
+    log.info("enrollment %s moved to step %s by staff", enrollment.id, step_id)
+    return due

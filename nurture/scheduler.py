@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -10,9 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
+from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
+from core.db import db
+from mailer.wake import Listener
 from nurture.dispatch import describe, tick
 from nurture.store import worker_identity
 
@@ -58,7 +62,7 @@ class TickLog:
 
 
 def run_worker(app: Flask) -> None:
-    """Tick every NURTURE_TICK_SECONDS until SIGTERM or SIGINT, which stop after the batch in flight."""
+    """Tick every NURTURE_TICK_SECONDS, and at once when woken, until SIGTERM or SIGINT (after the batch in flight)."""
     seconds = float(app.config["NURTURE_TICK_SECONDS"])
     worker_id = worker_identity()
     stopping = threading.Event()
@@ -89,6 +93,27 @@ def run_worker(app: Flask) -> None:
         misfire_grace_time=max(1, int(seconds)),
     )
 
+    # A wake-up adds a one-off run of the same job. The executor has one thread, so it waits for a tick in
+    # flight instead of overlapping it; while one wake-up run is still queued, further wake-ups add nothing.
+    queued = threading.Event()
+    runs = itertools.count(1)
+
+    def woken_job() -> None:
+        queued.clear()
+        job()
+
+    def wake() -> None:
+        if stopping.is_set() or queued.is_set():
+            return
+        queued.set()
+        try:
+            scheduler.add_job(woken_job, id=f"nurture-wake-{next(runs)}", misfire_grace_time=None)
+        except SchedulerNotRunningError:
+            queued.clear()
+
+    listener = Listener(db.engine, wake) if app.config["NURTURE_WAKE"] else None
+    listening = listener.start() if listener is not None else False
+
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the batch in flight", signum)
         stopping.set()
@@ -98,12 +123,17 @@ def run_worker(app: Flask) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info(
-        "nurture worker %s: ticking every %gs (time scale %g); idle ticks are not logged, a line every %d min says "
-        "it is alive",
+        "nurture worker %s: ticking every %gs%s (time scale %g); idle ticks are not logged, a line every %d min "
+        "says it is alive",
         worker_id,
         seconds,
+        f" and woken by each signup ({listener.kind})" if listening and listener is not None else "",
         app.config["NURTURE_TIME_SCALE"],
         HEARTBEAT_LOG_SECONDS // 60,
     )
-    scheduler.start()
+    try:
+        scheduler.start()
+    finally:
+        if listener is not None:
+            listener.close()
     log.info("nurture worker %s stopped", worker_id)

@@ -12,7 +12,7 @@ from core.db import db
 from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING
 from leads.models import Consent, Lead
 from mailer.models import Delivery
-from nurture.enrollment import activate
+from nurture.enrollment import activate, wake_if_due
 from nurture.models import Enrollment
 from nurture.tokens import read_confirm_token
 from studio.registry import registry
@@ -55,6 +55,7 @@ def confirm(token: str) -> tuple[str, int]:
         lead.email_opt_in = True
         enrollment.confirmed_at = moment
         activate(enrollment, campaign, lead, moment)
+        wake_if_due(session, enrollment, moment)
         reminder = session.query(Delivery).filter_by(dedupe_key=f"reminder:{enrollment.id}").first()
         if reminder is not None and reminder.state in ("pending", "retrying"):
             reminder.state, reminder.error, reminder.due_at = "skipped", "confirmed before the reminder", None

@@ -14,17 +14,18 @@ from admin import export
 from admin.blueprint import admin_required, bp
 from admin.forms import STATUS_LABELS, ActionForm, EraseForm, NoteForm, StatusForm
 from admin.models import User
-from admin.queries import SORTS, LeadFilter, filter_choices, iter_filtered, lead_page
+from admin.queries import SORTS, LeadFilter, filter_choices, interest_choices, iter_filtered, lead_page
 from admin.services import SEQUENCE_RULE, gdpr_json, mark_contacted, timeline
 from core.clock import now
 from core.db import db
 from leads.consent import EMAIL_MARKETING
-from leads.models import CONTACT_METHODS, INTERESTS, STATUSES, Consent, Lead, Submission
+from leads.models import CONTACT_METHODS, STATUSES, Consent, Lead, Submission
 from leads.services import accept_details, add_note, change_status, erase_lead, pending_details
 from mailer.models import Delivery, Suppression, email_hash
 from mailer.suppression import suppress
 from nurture.models import Enrollment
 from nurture.progress import current_progress, progress
+from studio.registry import registry
 
 DETAIL_LABELS = {
     "first_name": "First name",
@@ -57,7 +58,7 @@ def leads() -> str | tuple[str, int]:
         page=page,
         statuses=STATUSES,
         status_labels=STATUS_LABELS,
-        interests=INTERESTS,
+        interests=interest_choices(),
         sorts=SORTS,
         choices=filter_choices(db.session),
         positions=current_progress(db.session, [lead.id for lead in page.leads]),
@@ -117,6 +118,7 @@ def lead_detail(lead_id: int) -> str:
         "admin/lead.html",
         lead=lead,
         enrollments=enrollments,
+        campaign_of=registry().get,
         failed=failed,
         sequence_rule=SEQUENCE_RULE,
         contacted_by=contacted_by,
@@ -125,7 +127,7 @@ def lead_detail(lead_id: int) -> str:
         note_form=NoteForm(),
         action_form=ActionForm(),
         status_labels=STATUS_LABELS,
-        interests=INTERESTS,
+        interests=interest_choices(),
         contact_methods=CONTACT_METHODS,
         detail_labels=DETAIL_LABELS,
         pending=pending_details(db.session, lead),

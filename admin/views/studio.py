@@ -46,6 +46,51 @@ def field_id(path: str) -> str:
     return "f-" + (re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "campaign")
 
 
+FIELD_WORDS = {
+    "id": "Step id",
+    "delay": "Wait",
+    "any_time": "Any time",
+    "interests": "Only for",
+    "subject": "Subject",
+    "preheader": "Preheader",
+    "body": "Body",
+    "weight": "Weight",
+    "title": "Title",
+    "description": "Description",
+    "headline": "Headline",
+    "intro": "Intro",
+    "value": "Value",
+    "label": "Label",
+    "name": "Name",
+    "days": "Days",
+    "start": "From",
+    "end": "Until",
+    "timezone": "Time zone",
+    "exit_statuses": "Stop when",
+    "active": "Active",
+    "double_opt_in": "Double opt-in",
+}
+
+
+def field_label(path: str) -> str:
+    """A field path in words for the summary (`steps[1].delay` -> `Email 2, Wait`); the message stays the CLI's."""
+    parts = []
+    for name, index in re.findall(r"([a-z_]+)(?:\[(\d+)\])?", path):
+        if name == "steps" and index:
+            parts.append(f"Email {int(index) + 1}")
+        elif name == "variants" and index:
+            parts.append(f"Variant {'BCD'[int(index)] if int(index) < 3 else int(index) + 2}")
+        elif name == "interests" and index:
+            parts.append(f"Interest option {int(index) + 1}")
+        elif name == "page":
+            parts.append("Landing page")
+        elif name == "send_window":
+            parts.append("Send window")
+        else:
+            parts.append(FIELD_WORDS.get(name, name.replace("_", " ").capitalize()))
+    return ", ".join(parts) or "Campaign"
+
+
 def _actor() -> str:
     return current_user.email
 
@@ -296,6 +341,7 @@ def _editor(
         conflict_theirs=services.readable(conflict.theirs) if conflict else "",
         conflict_mine=services.readable(conflict.mine) if conflict else "",
         field_id=field_id,
+        field_label=field_label,
         **_status(record),
     )
     return html, status
@@ -375,7 +421,12 @@ def campaign_draft_preview(slug: str) -> tuple[str, int]:
     campaign, checked = _draft_campaign(record)
     if campaign is None:
         html = render_template(
-            "admin/studio_preview.html", record=record, campaign=None, checked=checked, field_id=field_id
+            "admin/studio_preview.html",
+            record=record,
+            campaign=None,
+            checked=checked,
+            field_id=field_id,
+            field_label=field_label,
         )
         return html, 200
     width = "phone" if request.args.get("width") == "phone" else "desktop"
@@ -477,6 +528,7 @@ def _publish_page(
         nothing=nothing,
         diff=services.diff(live, record.draft, f"version {record.live_version}" if live else "nothing live", "draft"),
         field_id=field_id,
+        field_label=field_label,
         step_names={s["id"]: f"{n}. {s['subject'] or s['id']}" for n, s in enumerate(record.draft["steps"], 1)},
     )
     return html, status

@@ -162,3 +162,23 @@ def test_send_test_records_a_delivery_the_worker_sends(staff, app):
         assert db.session.get(Delivery, delivery.id).state in ("sent", "delivered")
     outbox = list(Path(app.config["OUTBOX_DIR"]).glob("*.eml"))
     assert any(staff.email in p.read_text() for p in outbox)
+
+
+def test_campaign_page_writes_delays_in_words_and_links_who_is_waiting(app, marketer):
+    from tests.fakes.senders import RecordingSender, run_tick, use_sender
+    from tests.support import factories
+
+    use_sender(app, RecordingSender())
+    factories.make_lead(app, "waiting@example.org", first_name="Wanda")
+    factories.make_lead(app, "other@example.org", first_name="Otto", landing_slug="prp-knee-osteoarthritis")
+    run_tick(app)
+    page = marketer.get("/admin/campaigns/stem-cell-therapy").get_data(as_text=True)
+    assert "at once" in page
+    assert "2 days later" in page
+    assert "0:00:00" not in page
+    link = "/admin/leads?campaign=stem-cell-therapy&amp;step=the-science"
+    assert link in page
+    listed = marketer.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert "Wanda" in listed
+    assert "Otto" not in listed
+    assert "next email in stem-cell-therapy is <strong>the-science</strong>" in listed

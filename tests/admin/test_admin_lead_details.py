@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from core.db import db
 from leads.models import Lead, Submission
+from tests.support import factories
 
 
 def _accept_urls(html: str) -> list[str]:
@@ -61,3 +62,42 @@ def test_a_request_of_another_lead_cannot_be_accepted_here(staff, make_lead, app
     assert staff.client.post(accept).status_code == 400  # no CSRF token
     with app.app_context():
         assert db.session.get(Lead, first).first_name == "Dana"
+
+
+def test_staff_move_a_lead_to_a_step_or_take_it_out_of_the_sequence(app, marketer, clock):
+    from nurture.models import Enrollment
+    from tests.fakes.senders import RecordingSender, run_tick, use_sender
+    from tests.support.factories import enrollment_of
+
+    sender = use_sender(app, RecordingSender())
+    lead_id = factories.make_lead(app, "mover@example.org")
+    run_tick(app)
+    with app.app_context():
+        enrollment_id = db.session.scalar(select(Enrollment.id).where(Enrollment.lead_id == lead_id))
+    page = marketer.get(f"/admin/leads/{lead_id}").get_data(as_text=True)
+    assert "Take out of this sequence" in page
+    assert 'name="step"' in page
+
+    moved = marketer.post(
+        f"/admin/leads/{lead_id}/enrollments/{enrollment_id}/move", {"step": "book"}, follow_redirects=True
+    )
+    assert "Moved:" in moved.get_data(as_text=True)
+    assert enrollment_of(app, lead_id).last_step_id == "knee"
+    run_tick(app)
+    assert sender.step_ids == ["welcome", "book"]  # the chosen email went next; nothing in between
+
+    marketer.post(f"/admin/leads/{lead_id}/enrollments/{enrollment_id}/move", {"step": "welcome"})
+    run_tick(app)
+    assert sender.step_ids.count("welcome") == 1  # a step already sent is never sent again
+
+    removed = marketer.post(f"/admin/leads/{lead_id}/enrollments/{enrollment_id}/remove", follow_redirects=True)
+    assert "Removed from the sequence" in removed.get_data(as_text=True)
+    assert enrollment_of(app, lead_id).state == "exited"
+    clock.advance(days=30)
+    run_tick(app)
+    assert sender.step_ids.count("welcome") == 1
+    assert len(sender.step_ids) == 2
+    refused = marketer.post(
+        f"/admin/leads/{lead_id}/enrollments/{enrollment_id}/move", {"step": "book"}, follow_redirects=True
+    )
+    assert "Not moved: only a running or finished sequence can be moved" in refused.get_data(as_text=True)

@@ -2,8 +2,9 @@
 
 In a test: `FakeSendGrid().start()` (or the `fake_sendgrid` fixture). As a process, for benchmarks and crash tests:
 `python -m tests.fakes.sendgrid --port 8765 [--api-key KEY] [--delay SECONDS]`, then
-GET /_fake/requests (accepted requests as JSON), GET /_fake/stats (counts, most Mail Sends in flight at once),
-POST /_fake/mode (faults; {"delay_seconds": 0.05} makes every Mail Send answer that much later), POST /_fake/reset,
+GET /_fake/requests (accepted requests as JSON, each with its wall-clock `received_at`), GET /_fake/stats (counts,
+most Mail Sends in flight at once), POST /_fake/mode (faults; {"delay_seconds": 0.05} makes every Mail Send answer
+that much later), POST /_fake/reset,
 GET /_fake/public_key and POST /_fake/sign (body: a JSON array of events) to get a signed webhook batch.
 """
 
@@ -475,6 +476,8 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
                 fake.requests.append(
                     {
                         "message_id": message_id,
+                        # When the 2xx was decided (wall clock), for benchmarks timing a send end to end.
+                        "received_at": time.time(),
                         "headers": {k: v for k, v in self.headers.items() if k.lower() != "authorization"},
                         "body": body,
                     }

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event as event_module
 from sqlalchemy import func, insert, select
 
+from alerts.models import WebhookEvent
 from core.db import db
 from leads.models import Lead
 from mailer.models import Delivery, ProviderEvent, Suppression
@@ -454,3 +455,127 @@ def test_an_accepted_batch_clears_the_stale_alarm_and_unsigned_requests_never_ra
         assert "arrive 11 minutes older" in entry["note"]
         assert post(client, fake_sendgrid, [event(delivery, "open", "s2", clock)], clock).status_code == 200
         assert client.get("/healthz").get_json()["sendgrid_webhook"] == {"ok": True}
+
+
+def test_lone_surrogates_and_nuls_in_a_signed_batch_never_cause_a_500(sendgrid_app, fake_sendgrid, clock):
+    """JSON may escape characters no database column can hold; the event is stored without them."""
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        bounce = event(delivery, "bounce", "s1\udc00", clock, reason="550 no\ud800 such\x00 user", type="bounce")
+        drop = event(delivery, "dropped", "s2", clock, email="x\ud800@example.com", reason="\udfff")
+        body = json.dumps([bounce, drop]).encode()
+        signed, headers = fake_sendgrid.sign(body, clock.now())
+        response = client.post(URL, data=signed, headers=headers)
+        assert response.status_code == 200
+        db.session.expire_all()
+        assert is_suppressed(db.session, "kim@example.com")
+        assert db.session.get(Delivery, delivery.id).state == "bounced"
+        assert not is_suppressed(db.session, "x@example.com")
+
+
+def _seed_enrolled(count: int, moment) -> None:
+    """`count` leads with an active enrollment, its sent email (message id `m<id>`) and its next email pending."""
+    ids = range(1, count + 1)
+    with db.write_transaction() as session:
+        session.execute(insert(Lead), [{"id": n, "email": f"reader{n}@example.com", "first_name": "R"} for n in ids])
+        session.execute(
+            insert(Enrollment),
+            [
+                {
+                    "id": n,
+                    "lead_id": n,
+                    "campaign_slug": "stem-cell-therapy",
+                    "state": "active",
+                    "next_step": 1,
+                    "next_send_at": moment,
+                }
+                for n in ids
+            ],
+        )
+        sent = {"state": "sent", "sent_at": moment, "campaign_slug": "stem-cell-therapy"}
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    **sent,
+                    "id": n,
+                    "dedupe_key": f"s:{n}",
+                    "lead_id": n,
+                    "enrollment_id": n,
+                    "provider_message_id": f"m{n}",
+                }
+                for n in ids
+            ]
+            + [
+                {
+                    "id": count + n,
+                    "dedupe_key": f"next:{n}",
+                    "lead_id": n,
+                    "enrollment_id": n,
+                    "state": "pending",
+                    "due_at": moment,
+                }
+                for n in ids
+            ],
+        )
+
+
+def test_ten_thousand_bounces_of_enrolled_leads_are_each_applied_once(sendgrid_app, fake_sendgrid, clock):
+    """The slowest batch SendGrid can sign: 10,000 bounces, each of an enrolled lead's own address.
+
+    Every address is suppressed, every email bounced, every enrollment ended with its next email skipped and
+    every lead announced to webhooks, in a bounded number of statements; a replay changes nothing.
+    """
+    sendgrid_app.config.update(WEBHOOK_URLS=["https://hooks.example/leads"], WEBHOOK_SECRET="s" * 32)
+    client = sendgrid_app.test_client(use_cookies=False)
+    count = 10_000
+    with sendgrid_app.app_context():
+        _seed_enrolled(count, clock.now())
+        events = [
+            {
+                "email": f"Reader{n}@example.com",
+                "timestamp": int(clock.now().timestamp()),
+                "event": "bounce",
+                "type": "bounce",
+                "reason": f"550 5.1.1 reader{n}@example.com: no such user",
+                "sg_event_id": f"bounce-{n}",
+                "sg_message_id": f"m{n}.filter0001.16648.5515E0B88.0",
+                "delivery_id": str(n),
+            }
+            for n in range(1, count + 1)
+        ]
+
+        def outcome() -> tuple:
+            db.session.expire_all()
+            count_of = lambda model, *where: db.session.scalar(select(func.count()).select_from(model).where(*where))  # noqa: E731
+            return (
+                count_of(Suppression, Suppression.reason == "bounce", Suppression.source == "provider"),
+                count_of(Delivery, Delivery.state == "bounced"),
+                count_of(Delivery, Delivery.state == "skipped"),
+                count_of(Enrollment, Enrollment.state == "exited", Enrollment.exit_reason == "unsubscribed:bounce"),
+                count_of(WebhookEvent, WebhookEvent.event_type == "lead.unsubscribed"),
+                count_of(ProviderEvent),
+            )
+
+        statements = []
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event_module.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            response = post(client, fake_sendgrid, events, clock)
+        finally:
+            event_module.remove(db.engine, "before_cursor_execute", listen)
+        assert response.status_code == 200
+        assert response.get_json()["stored"] == count
+        assert len(statements) < 400, f"{len(statements)} statements for {count:,} bounces"
+        assert outcome() == (count, count, count, count, count, count)
+        assert all(is_suppressed(db.session, f"reader{n}@example.com") for n in (1, 5_000, count))
+        payload = json.loads(db.session.scalars(select(WebhookEvent.payload).where(WebhookEvent.lead_id == 7)).one())
+        assert payload["data"]["reason"] == "bounce"
+        assert "reader7" not in json.dumps(payload)
+        reason = db.session.scalars(select(Suppression.detail).where(Suppression.email == "reader7@example.com")).one()
+        assert reason == "550 5.1.1 [address]: no such user"
+
+        replay = post(client, fake_sendgrid, events, clock)
+        assert replay.get_json()["duplicate"] == count
+        assert outcome() == (count, count, count, count, count, count)

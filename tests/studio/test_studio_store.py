@@ -243,3 +243,18 @@ def test_a_fresh_database_serves_no_campaign_until_one_is_imported(make_config, 
     assert f"{SLUG}: already in the database, left as it is" in again.output
     with app.app_context():
         assert registry().get(SLUG).name == "Changed in the admin"
+
+
+def test_blog_links_work_on_landing_pages_too(app, client):
+    with app.app_context():
+        draft = copy.deepcopy(record().draft)
+        draft["page"]["body"] += "\n\nRead [how it compares](blog:regenerative-medicine-vs-conventional-treatments).\n"
+        services.save_draft(db.session, record(), draft, record().draft_revision, "ann@clinic.example")
+        services.publish(db.session, record(), "ann@clinic.example")
+        db.session.commit()
+        draft["page"]["body"] += "\n[gone](blog:no-such-post)\n"
+        checked = services.check(draft)
+    html = client.get(f"/{SLUG}").get_data(as_text=True)
+    assert 'href="/blog/regenerative-medicine-vs-conventional-treatments"' in html
+    assert 'href="blog:' not in html
+    assert [str(p) for p in checked.problems] == ["page.body: blog:no-such-post: no such blog post"]

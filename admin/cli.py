@@ -134,6 +134,6 @@ def demo_banner(created: tuple[str, str] | None, admins: list[str]) -> list[str]
 def demo_seed_command(count: int, days: int, random_seed: int | None) -> None:
     """Fill the database with realistic leads, submissions, consents, enrollments, deliveries and page views."""
     started = time.perf_counter()
-    totals = seed(count, days=days, random_seed=random_seed)
+    totals = seed(count, days=days, random_seed=random_seed, progress=lambda line: click.echo(line, err=True))
     took = time.perf_counter() - started
     click.echo(", ".join(f"{v:,} {k}" for k, v in totals.items()) + f" in {took:.1f}s")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -10,9 +9,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select
+from sqlalchemy import Select, and_, case, func, literal_column, not_, or_, select, text
 from sqlalchemy.orm import Session
 
+from admin.search import STATUS_RANK_SQL, search_clause
 from core.formatting import local_text, plural
 from leads.models import INTERESTS, STATUSES, Lead, StatusChange, Submission, VariantView
 from mailer.health import stale_batches, stale_note
@@ -51,6 +51,8 @@ class LeadFilter:
     date_to: date | None = None
     sort: str = "waiting"
     page: int = 1
+    # Where the previous page ended (Next links carry it): the page starts there instead of counting rows to skip.
+    after: str = ""
     errors: tuple[str, ...] = field(default=())
 
     @classmethod
@@ -97,6 +99,7 @@ class LeadFilter:
             date_to=day("date_to"),
             sort=sort if sort in SORTS else "waiting",
             page=page,
+            after=(args.get("after") or "").strip()[:80],
             errors=tuple(errors),
         )
 
@@ -114,6 +117,7 @@ class LeadFilter:
             "date_to": values.date_to.isoformat() if values.date_to else "",
             "sort": "" if values.sort == "waiting" else values.sort,
             "page": "" if values.page == 1 else str(values.page),
+            "after": values.after,
         }
         return {k: v for k, v in out.items() if v}
 
@@ -128,28 +132,6 @@ class LeadFilter:
 def local_day_start(day: date, tz: str) -> datetime:
     """Midnight of `day` in the clinic's time zone, as aware UTC."""
     return datetime.combine(day, time(0), ZoneInfo(tz)).astimezone(UTC)
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _search_clause(q: str, sqlite: bool) -> Any:
-    """Every word must appear in the name, email or phone (case-insensitive)."""
-    clauses = []
-    for word in q.split()[:5]:
-        pattern = f"%{_like_escape(word.lower())}%"
-
-        def match(column: Any, pattern: str = pattern) -> Any:
-            # SQLite's LIKE already ignores ASCII case (as its lower() does); PostgreSQL needs ILIKE.
-            return column.like(pattern, escape="\\") if sqlite else column.ilike(pattern, escape="\\")
-
-        options = [match(Lead.email), match(Lead.first_name), match(Lead.last_name)]
-        digits = re.sub(r"\D", "", word)
-        if len(digits) >= 3:
-            options.append(Lead.phone.like(f"%{digits}%"))
-        clauses.append(or_(*options))
-    return and_(*clauses)
 
 
 def waiting_clause() -> Any:
@@ -202,11 +184,11 @@ def _waiting_at_step(campaign_slug: str, step_id: str) -> Any:
     )
 
 
-def filtered_leads(f: LeadFilter, tz: str, sqlite: bool = True, campaign_part: str = "any") -> Select:
+def filtered_leads(f: LeadFilter, tz: str, session: Session, campaign_part: str = "any") -> Select:
     """SELECT of the leads matching the filter, unordered; the list, its count and the CSV all use it."""
     stmt = select(Lead).where(Lead.erased_at.is_(None))
     if f.q:
-        stmt = stmt.where(_search_clause(f.q, sqlite))
+        stmt = stmt.where(search_clause(f.q, session.connection()))
     if f.status:
         stmt = stmt.where(Lead.status == f.status)
     if f.interest:
@@ -230,41 +212,160 @@ def _ordered(stmt: Select, sort: str) -> Select:
     if sort == "name":
         return stmt.order_by(func.lower(Lead.last_name), func.lower(Lead.first_name), Lead.id)
     if sort == "status":
-        order = case({s: i for i, s in enumerate(STATUSES)}, value=Lead.status)
+        # ix_leads_status_order holds exactly this expression.
+        order = literal_column(f"({STATUS_RANK_SQL.format(p='leads.')})")
         return stmt.order_by(order, Lead.created_at.desc(), Lead.id.desc())
     return stmt.order_by(Lead.created_at.desc(), Lead.id.desc())
 
 
-def _is_sqlite(session: Session) -> bool:
-    return session.get_bind().dialect.name == "sqlite"
+COUNT_LIMIT = 10_000  # counted exactly up to here; past it the page says "more than" (and PostgreSQL's estimate)
 
 
-def _counts(session: Session, f: LeadFilter, tz: str) -> tuple[int, int]:
-    """(matching leads, of which waiting): index-only counts where the filter allows, else one pass."""
-    waiting = waiting_clause()
-    sqlite = _is_sqlite(session)
+def _capped_count(session: Session, stmt: Select) -> int:
+    """How many rows `stmt` returns, reading at most COUNT_LIMIT + 1 of them."""
+    limited = stmt.with_only_columns(Lead.id).limit(COUNT_LIMIT + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(limited)) or 0)
+
+
+def _estimate(session: Session, stmt: Select) -> int | None:
+    """PostgreSQL's planner estimate of the rows `stmt` returns (no rows read); None on SQLite."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        return None
+    compiled = stmt.with_only_columns(Lead.id).compile(
+        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count read up to COUNT_LIMIT: exact below it, else "more than" with the planner's estimate if any."""
+
+    value: int
+    exact: bool = True
+    estimate: int | None = None
+
+
+def _count(session: Session, stmts: list[Select]) -> Count:
+    """The rows of the union of disjoint statements, each read at most COUNT_LIMIT + 1 rows far."""
+    total = 0
+    for stmt in stmts:
+        total += _capped_count(session, stmt)
+        if total > COUNT_LIMIT:  # past the limit already: the other parts cannot make it exact
+            break
+    if total <= COUNT_LIMIT:
+        return Count(total)
+    estimates = [_estimate(session, stmt) for stmt in stmts]
+    estimate = None if None in estimates else max(COUNT_LIMIT + 1, sum(e or 0 for e in estimates))
+    return Count(COUNT_LIMIT, exact=False, estimate=estimate)
+
+
+def _counts(session: Session, f: LeadFilter, tz: str) -> tuple[Count, Count]:
+    """(matching leads, of which waiting), each read from an index and at most COUNT_LIMIT + 1 rows far."""
     if f.campaign:
         # The two disjoint halves of a campaign each count from one index (landing page, then enrollments);
         # one pass over their union would read every member row.
-        total = waiting_total = 0
-        landed = filtered_leads(f, tz, sqlite, campaign_part="landed")
-        total += session.scalar(landed.with_only_columns(func.count())) or 0
-        waiting_total += session.scalar(landed.where(waiting).with_only_columns(func.count())) or 0
-        # Few leads are enrolled in a campaign they did not land on: one pass reads both numbers.
-        others = filtered_leads(f, tz, sqlite, campaign_part="enrolled_only")
-        row = session.execute(
-            others.with_only_columns(func.count(), func.coalesce(func.sum(case((waiting, 1), else_=0)), 0))
-        ).one()
-        total, waiting_total = total + int(row[0]), waiting_total + int(row[1])
-        return total, waiting_total
-    base = filtered_leads(f, tz, sqlite)
-    if not f.active:
-        total = session.scalar(base.with_only_columns(func.count())) or 0
-        return total, session.scalar(base.where(waiting).with_only_columns(func.count())) or 0
-    row = session.execute(
-        base.with_only_columns(func.count(), func.coalesce(func.sum(case((waiting, 1), else_=0)), 0))
-    ).one()
-    return int(row[0]), int(row[1])
+        parts = [filtered_leads(f, tz, session, campaign_part=p) for p in ("landed", "enrolled_only")]
+    else:
+        parts = [filtered_leads(f, tz, session)]
+    return _count(session, parts), _count(session, [p.where(waiting_clause()) for p in parts])
+
+
+@dataclass
+class LeadPage:
+    """One page of the leads table; past COUNT_LIMIT the counts are bounds (`total.exact` is False)."""
+
+    leads: list[Lead]
+    total: Count
+    waiting: Count
+    page: int
+    pages: int
+    more: bool  # a next page exists
+    after: str = ""  # the Next link's starting point, for sorts that have one
+
+
+KEYSET_SORTS = ("waiting", "newest", "oldest")
+CURSOR_TIME = "%Y%m%dT%H%M%S%f"  # UTC, nothing a URL would encode
+
+
+def _cursor(f: LeadFilter) -> tuple[str, datetime, int] | None:
+    """The parsed `after` ("w" or "r" for the waiting queue or the rest, a UTC time, a lead id); None if absent
+    or not one of ours (the page then counts rows to skip, as `page` says)."""
+    if not f.after or f.sort not in KEYSET_SORTS:
+        return None
+    try:
+        part, stamp, lead_id = f.after.split("_")
+        at = datetime.strptime(stamp, CURSOR_TIME).replace(tzinfo=UTC)
+        return (part, at, int(lead_id)) if part in ("w", "r") else None
+    except ValueError:
+        return None
+
+
+def _next_cursor(lead: Lead) -> str:
+    part = "w" if lead.status == "new" and lead.contacted_at is None else "r"
+    return f"{part}_{lead.created_at.astimezone(UTC).strftime(CURSOR_TIME)}_{lead.id}"
+
+
+def _before(at: datetime, lead_id: int) -> Any:
+    # Spelled so the created_at index bounds the walk: (created_at, id) < (at, id), newest first.
+    return and_(Lead.created_at <= at, or_(Lead.created_at < at, Lead.id < lead_id))
+
+
+def _past(at: datetime, lead_id: int) -> Any:
+    return and_(Lead.created_at >= at, or_(Lead.created_at > at, Lead.id > lead_id))
+
+
+def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int | None = None) -> LeadPage:
+    """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else.
+
+    A page reached by a Next link starts where the previous one ended (keyset), so a deep page costs what the
+    first does; a page number alone skips rows (fine for the first hundreds of pages).
+    """
+    per_page = per_page or PER_PAGE
+    base = filtered_leads(f, tz, session)
+    cursor = _cursor(f)
+    offset = 0 if cursor else (f.page - 1) * per_page
+    total, waiting = _counts(session, f, tz)
+    if f.status and f.sort in KEYSET_SORTS and session.get_bind().dialect.name == "sqlite":
+        # SQLite would read every lead of the status and source (ix_leads_funnel) and sort them; walking the
+        # status in time order stops after a page. (PostgreSQL's planner weighs the LIMIT and finds this alone.)
+        base = base.with_hint(Lead, "INDEXED BY ix_leads_status_created", "sqlite")
+    rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
+    first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
+    if cursor and f.sort == "newest":
+        leads = list(session.scalars(_ordered(base.where(_before(*cursor[1:])), f.sort).limit(per_page + 1)))
+    elif cursor and f.sort == "oldest":
+        leads = list(session.scalars(_ordered(base.where(_past(*cursor[1:])), f.sort).limit(per_page + 1)))
+    elif cursor and cursor[0] == "r":
+        leads = list(session.scalars(rest.where(_before(*cursor[1:])).limit(per_page + 1)))
+    elif cursor:
+        leads = list(session.scalars(first.where(_past(*cursor[1:])).limit(per_page + 1)))
+        if len(leads) <= per_page:
+            leads += list(session.scalars(rest.limit(per_page + 1 - len(leads))))
+    elif f.sort != "waiting":
+        leads = list(session.scalars(_ordered(base, f.sort).limit(per_page + 1).offset(offset)))
+    else:
+        # Two index walks (the partial waiting index, then created_at) instead of sorting every match; a search
+        # narrows each walk through the search index first. One row more than a page says whether a next exists.
+        leads = []
+        if not waiting.exact or offset < waiting.value:
+            leads = list(session.scalars(first.limit(per_page + 1).offset(offset)))
+        if len(leads) <= per_page:  # the waiting queue ends on this page or before it
+            if waiting.exact:
+                before = waiting.value
+            elif leads:
+                before = offset + len(leads)
+            else:  # a page past a queue of more than COUNT_LIMIT: counted in full, only here
+                before = int(session.scalar(select(func.count()).select_from(first.subquery())) or 0)
+            remaining = per_page + 1 - len(leads)
+            leads += list(session.scalars(rest.limit(remaining).offset(max(0, offset - before))))
+    more = len(leads) > per_page
+    leads = leads[:per_page]
+    pages = max(1, -(-total.value // per_page)) if total.exact else max(f.page + int(more), COUNT_LIMIT // per_page)
+    after = _next_cursor(leads[-1]) if more and f.sort in KEYSET_SORTS else ""
+    return LeadPage(leads=leads, total=total, waiting=waiting, page=f.page, pages=pages, more=more, after=after)
 
 
 def _waiting_first(stmt: Select) -> Select:
@@ -275,62 +376,29 @@ def _waiting_first(stmt: Select) -> Select:
     )
 
 
-@dataclass
-class LeadPage:
-    """One page of the leads table."""
-
-    leads: list[Lead]
-    total: int
-    waiting: int
-    page: int
-    pages: int
-
-
-def lead_page(session: Session, f: LeadFilter, tz: str, per_page: int = PER_PAGE) -> LeadPage:
-    """The requested page; with the default sort the waiting queue (oldest first) comes before everyone else."""
-    base = filtered_leads(f, tz, _is_sqlite(session))
-    offset = (f.page - 1) * per_page
-    if not (f.q and f.sort == "waiting"):
-        total, waiting = _counts(session, f, tz)
-    if f.sort != "waiting":
-        leads = list(session.scalars(_ordered(base, f.sort).limit(per_page).offset(offset)))
-    elif f.q:
-        # A search reads every row anyway: one scan returns the ordered ids, then only one page is loaded.
-        ordered = session.execute(
-            _waiting_first(base.with_only_columns(Lead.id, case((waiting_clause(), 1), else_=0)))
-        ).all()
-        total, waiting = len(ordered), sum(row[1] for row in ordered)
-        ids = [row[0] for row in ordered[offset : offset + per_page]]
-        found = {lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(ids)))} if ids else {}
-        leads = [found[i] for i in ids]
-    else:
-        # Two index walks (the partial waiting index, then created_at) instead of sorting the whole table.
-        leads = []
-        if offset < waiting:
-            first = base.where(waiting_clause()).order_by(Lead.created_at.asc(), Lead.id.asc())
-            leads = list(session.scalars(first.limit(per_page).offset(offset)))
-        remaining = per_page - len(leads)
-        if remaining > 0:
-            rest = base.where(not_(waiting_clause())).order_by(Lead.created_at.desc(), Lead.id.desc())
-            leads += list(session.scalars(rest.limit(remaining).offset(max(0, offset - waiting))))
-    pages = max(1, -(-total // per_page))
-    return LeadPage(leads=leads, total=total, waiting=waiting, page=f.page, pages=pages)
-
-
 def iter_filtered(session: Session, f: LeadFilter, tz: str) -> Iterator[Lead]:
     """Every lead matching the filter, in the list's order, streamed in batches (for the CSV export)."""
-    base = filtered_leads(f, tz, _is_sqlite(session))
+    base = filtered_leads(f, tz, session)
     stmt = _waiting_first(base) if f.sort == "waiting" else _ordered(base, f.sort)
     yield from session.scalars(stmt.execution_options(yield_per=1000))
 
 
+def _distinct(session: Session, column: Any, limit: int = 200) -> list[str]:
+    """The distinct non-null values of an indexed column, one index probe each (a skip scan, also on PostgreSQL,
+    whose DISTINCT reads every row)."""
+    name, table = column.name, column.table.name
+    sql = text(
+        f"WITH RECURSIVE v(x, n) AS (SELECT min({name}), 1 FROM {table} "
+        f"UNION ALL SELECT (SELECT min({name}) FROM {table} WHERE {name} > v.x), n + 1 FROM v "
+        "WHERE v.x IS NOT NULL AND n < :limit) SELECT x FROM v WHERE x IS NOT NULL"
+    )
+    return [str(x) for x in session.scalars(sql, {"limit": limit})]
+
+
 def filter_choices(session: Session) -> dict[str, list[str]]:
     """Values offered in the filter menus: sources and campaigns seen in the data."""
-    sources = list(session.scalars(select(Lead.source).distinct().order_by(Lead.source).limit(200)))
-    campaigns = sorted(
-        {c.slug for c in registry().all()}
-        | set(session.scalars(select(Lead.landing_slug).distinct().where(Lead.landing_slug.is_not(None)).limit(200)))
-    )
+    sources = _distinct(session, Lead.source)
+    campaigns = sorted({c.slug for c in registry().all()} | set(_distinct(session, Lead.landing_slug)))
     return {"sources": [s for s in sources if s], "campaigns": campaigns}
 
 
@@ -352,6 +420,11 @@ class Dashboard:
     top_campaigns: list[tuple[str, int, int]]
     top_campaigns_booked: list[tuple[str, int, int]]
     alerts: list[dict[str, str]]
+    as_of: datetime | None = None  # when the figures were computed, if they were reused from the cache
+
+
+# (database, days, campaign, time zone) -> the figures without alerts; per process, see DASHBOARD_CACHE_SECONDS.
+_CACHE: dict[tuple[str, int, str, str], Dashboard] = {}
 
 
 def _page_views(session: Session, start_day: date, end_day: date, campaign: str) -> tuple[int, int]:
@@ -367,7 +440,25 @@ def _page_views(session: Session, start_day: date, end_day: date, campaign: str)
     return int(session.scalar(views) or 0), int(session.scalar(blog) or 0)
 
 
-def dashboard(session: Session, days: int, campaign: str, moment: datetime, tz: str) -> Dashboard:
+def dashboard(
+    session: Session, days: int, campaign: str, moment: datetime, tz: str, cache_seconds: float = 0.0
+) -> Dashboard:
+    """The period's figures, reused for up to `cache_seconds` (then `as_of` says when they were computed);
+    the alerts are always read afresh."""
+    key = (session.get_bind().url.render_as_string(), days, campaign, tz)
+    cached = _CACHE.get(key)
+    if cached is not None and 0 <= (moment - cached.end).total_seconds() < cache_seconds:
+        return replace(
+            cached, as_of=cached.end, alerts=alerts(session, local_day_start(cached.per_day[0][0], tz), moment)
+        )
+    figures = _dashboard(session, days, campaign, moment, tz)
+    if cache_seconds > 0:
+        _CACHE[key] = figures
+        figures = replace(figures, as_of=moment)
+    return figures
+
+
+def _dashboard(session: Session, days: int, campaign: str, moment: datetime, tz: str) -> Dashboard:
     """The funnel for leads who signed up in the last `days` days (cohort: booked counts those leads now booked)."""
     zone = ZoneInfo(tz)
     today = moment.astimezone(zone).date()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from blog.loader import blog
@@ -314,7 +315,12 @@ def _flush(conn: Connection, model: Any, rows: list[dict[str, Any]]) -> None:
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         conn.exec_driver_sql(sql, [tuple(f(row[c]) if f else row[c] for c, f in pairs) for row in rows])
     else:
-        conn.execute(insert(table), rows)
+        # COPY: one stream per chunk instead of an INSERT per row, about 10x faster on PostgreSQL.
+        columns = list(rows[0])
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
     rows.clear()
 
 
@@ -322,12 +328,11 @@ SEED_TABLES = (Lead, Submission, Consent, Enrollment, Delivery, StatusChange, Pr
 
 
 @contextlib.contextmanager
-def _bulk_connection() -> Iterator[tuple[Connection, bool]]:
+def _bulk_connection(say: Callable[[str], None]) -> Iterator[tuple[Connection, bool]]:
     """One transaction for the whole load; on SQLite with seed-only settings and secondary indexes built after."""
     with db.engine.connect() as conn:
         if conn.dialect.name != "sqlite":
-            with conn.begin():
-                yield conn, False
+            yield from _bulk_postgresql(conn, say)
             return
         raw = conn.connection.dbapi_connection
         # This connection only, outside any transaction (SQLite refuses otherwise): no fsync per page and
@@ -346,12 +351,48 @@ def _bulk_connection() -> Iterator[tuple[Connection, bool]]:
                 for name, _sql in indexes:
                     conn.exec_driver_sql(f'DROP INDEX "{name}"')
                 yield conn, True
+                say(f"building {len(indexes)} indexes")
                 for _name, sql in indexes:
                     conn.exec_driver_sql(sql)
+                say("ANALYZE")
                 conn.exec_driver_sql("ANALYZE")
         finally:
             raw.execute("PRAGMA synchronous=NORMAL")
             raw.execute("PRAGMA cache_size=-2000")
+
+
+def _bulk_postgresql(conn: Connection, say: Callable[[str], None]) -> Iterator[tuple[Connection, bool]]:
+    """PostgreSQL: one transaction; secondary indexes dropped and built once after the load, then VACUUM ANALYZE."""
+    names = [m.__table__.name for m in SEED_TABLES]
+    with conn.begin():
+        # Not the commit of every row: the load is one transaction, lost as a whole if the server stops.
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+        # Indexes that back a constraint (primary keys, UNIQUE) stay: they cannot be dropped alone.
+        indexes = conn.exec_driver_sql(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+            "WHERE i.schemaname = current_schema() AND i.tablename = ANY(%(names)s) AND NOT EXISTS ("
+            "SELECT 1 FROM pg_constraint c WHERE c.conindid = (quote_ident(i.schemaname) || '.' || "
+            "quote_ident(i.indexname))::regclass)",
+            {"names": names},
+        ).all()
+        for name, _sql in indexes:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        yield conn, False
+        say(f"building {len(indexes)} indexes")
+        for _name, sql in indexes:
+            conn.exec_driver_sql(sql)
+    say("VACUUM ANALYZE")
+    # Outside the transaction (VACUUM refuses one): statistics for the planner and a visibility map, so
+    # counts read the indexes alone, as they would after autovacuum on a live database.
+    raw = conn.connection.dbapi_connection
+    autocommit = raw.autocommit
+    raw.autocommit = True
+    try:
+        for name in names:
+            raw.execute(f"VACUUM (ANALYZE) {name}")
+    finally:
+        raw.autocommit = autocommit
 
 
 def _campaigns() -> list[tuple[str, list[tuple[str, timedelta]]]]:
@@ -640,14 +681,34 @@ class _Seeder:
                 self.add(ProviderEvent, event_row, "events")
 
 
-def seed(count: int, *, days: int = 120, random_seed: int | None = None) -> dict[str, int]:
-    """Insert `count` leads and everything around them; returns how many rows of each kind were added."""
+def seed(
+    count: int,
+    *,
+    days: int = 120,
+    random_seed: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Insert `count` leads and everything around them; returns how many rows of each kind were added.
+
+    `progress` receives a line now and then (every 5% of the leads, then each finishing phase).
+    """
     rng = random.Random(random_seed)
     campaigns = _campaigns()
-    with _bulk_connection() as (conn, _sqlite):
+    started = time.perf_counter()
+    step = max(1000, count // 20)
+
+    def say(text: str) -> None:
+        if progress is not None:
+            progress(f"{time.perf_counter() - started:7.1f}s  {text}")
+
+    with _bulk_connection(say) as (conn, _sqlite):
         seeder = _Seeder(conn, rng, now(), campaigns)
-        for _ in range(count):
+        for n in range(1, count + 1):
             seeder.person(days)
+            if n % step == 0 or n == count:
+                elapsed = time.perf_counter() - started
+                left = elapsed / n * (count - n)
+                say(f"{n:>9,} / {count:,} leads ({n * 100 // count}%), about {left:.0f}s of rows left")
         seeder.flush()
         seeder.totals["page views"] = _page_views(conn, rng, seeder.signups_per_day, seeder.moment, days, campaigns)
     return seeder.totals

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from admin.search import include_name
 from app import load_models
 from config import Config
 from core.db import Base, make_engine
@@ -29,6 +30,7 @@ def _run(connection) -> None:  # noqa: ANN001
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

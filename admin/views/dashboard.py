@@ -34,7 +34,10 @@ def dashboard() -> str:
     slugs = [c.slug for c in registry().all()]
     campaign = request.args.get("campaign", "")
     campaign = campaign if campaign in slugs else ""
-    figures = dashboard_figures(db.session, days, campaign, now(), current_app.config["CLINIC_TIMEZONE"])
+    cache_seconds = float(current_app.config["DASHBOARD_CACHE_SECONDS"])
+    figures = dashboard_figures(
+        db.session, days, campaign, now(), current_app.config["CLINIC_TIMEZONE"], cache_seconds=cache_seconds
+    )
     scope = f" for {campaign}" if campaign else ""
     return render_template(
         "admin/dashboard.html",
@@ -45,6 +48,7 @@ def dashboard() -> str:
         action_form=ActionForm(),
         daily_chart=daily_svg(figures.per_day, f"Signups per day, last {days} days{scope}"),
         delivered_by=DELIVERED_BY.get(current_app.config["MAIL_BACKEND"], "the provider"),
+        cache_seconds=cache_seconds,
     )
 
 

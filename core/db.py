@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, MetaData, Table, any_, bindparam, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from werkzeug.routing import IntegerConverter, Map
 
@@ -225,12 +225,38 @@ def alembic_config():  # noqa: ANN201
     return cfg
 
 
+@contextlib.contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection for migrations, in one transaction; on SQLite with foreign keys off while it runs.
+
+    SQLite's batch mode copies a table and drops the old one: with foreign keys on, that drop fires the ON DELETE
+    actions of every table pointing at it (SET NULL, CASCADE) and silently loses references or rows. The pragma
+    only changes outside a transaction, so it is set on the raw connection before BEGIN and restored after; the
+    copy is checked with foreign_key_check before the commit.
+    """
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        raw = conn.connection.dbapi_connection
+        if sqlite:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left {len(broken)} broken reference(s); nothing was changed")
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` on `engine`."""
     from alembic import command  # only `flask db` loads alembic, never a web or worker process
 
     cfg = alembic_config()
-    with engine.begin() as conn:
+    with migrating(engine) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -256,7 +282,7 @@ def downgrade_command(revision: str) -> None:
     from alembic import command  # only `flask db` loads alembic, never a web or worker process
 
     cfg = alembic_config()
-    with db.engine.begin() as conn:
+    with migrating(db.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_e2e_studio import press, sign_in
-from tests.support.browser import chromium, serve
 from tests.support.database import fresh_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,20 +26,6 @@ SIGNUPS = 12
 def app(make_config) -> Iterator[object]:
     """The app without the per-address signup limit: a dozen visitors sign up from 127.0.0.1 in this test."""
     yield from fresh_app(make_config(SIGNUP_RATE_LIMIT="1000/minute"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's headless Chromium driven by Python playwright."""
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
-    """The app served on 127.0.0.1 (sharing the test's database); yields its base URL."""
-    with serve(app) as base:
-        yield base
 
 
 def sign_up(page, base: str, address: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import re
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +15,6 @@ from core.db import db
 from leads.models import Consent, Lead, Submission
 from mailer.models import Delivery
 from nurture.models import Enrollment
-from tests.support.browser import chromium, serve
 
 SLUG = "stem-cell-therapy"
 UTM = {
@@ -29,20 +27,6 @@ UTM = {
 MAX_TABS = 80
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's headless Chromium driven by Python playwright."""
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
-    """The app served on 127.0.0.1; yields its base URL."""
-    with serve(app) as base:
-        yield base
 
 
 def _focused(page) -> dict[str, str | None]:

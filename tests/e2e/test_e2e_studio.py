@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import email
 import time
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
 import pytest
 
-from tests.support.browser import chromium, serve
 from tests.support.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,20 +20,6 @@ NEW = "hair-restoration-prp"
 HEADLINE = "Thinning hair? PRP uses your own platelets"
 WELCOME = "Your hair restoration consultation request"
 WELCOME_AGAIN = "About your hair restoration consultation"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's headless Chromium driven by Python playwright."""
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
-    """The app served on 127.0.0.1 (sharing the test's database); yields its base URL."""
-    with serve(app) as base:
-        yield base
 
 
 def sign_in(page, base: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
-from flask_wtf.csrf import CSRFError, generate_csrf
+from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 
 from core.clock import now
@@ -16,6 +16,7 @@ from core.extensions import limiter
 from core.formatting import next_business_day
 from core.markdown import render as render_markdown
 from core.markdown import rewrite_blog_links
+from core.signing import csrf_token
 from core.slots import Markers, Slots
 from leads import experiments, services
 from leads.forms import SignupForm, capped, seconds_since, sign_started
@@ -125,7 +126,7 @@ def landing(slug: str) -> Response:
     values["referrer"] = _referrer_value(request.referrer or "")
     values["started"] = sign_started()
     # Also puts the token's secret in the visitor's session, as rendering the form's token field does.
-    values["csrf_token"] = generate_csrf() if current_app.config.get("WTF_CSRF_ENABLED", True) else ""
+    values["csrf_token"] = csrf_token() if current_app.config.get("WTF_CSRF_ENABLED", True) else ""
     # A headline test: this view's variant, counted, and carried back by the form (no cookie).
     variant = experiments.pick(campaign)
     values["landing_variant"] = experiments.sign(slug, variant)

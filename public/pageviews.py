@@ -207,18 +207,21 @@ def _clip(value: str | None, limit: int = 100) -> str:
 
 def record(page: str, utm_source: str | None = "", utm_campaign: str | None = "") -> None:
     """Count one view of `page` today (clinic time) from this UTM source and campaign; bots and HEADs are skipped."""
-    if has_request_context() and (request.method != "GET" or is_bot(request.headers.get("User-Agent", ""))):
-        return
-    buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
+    in_request = has_request_context()
+    agent = ""
+    if in_request:
+        agent = request.headers.get("User-Agent", "")
+        if request.method != "GET" or is_bot(agent):
+            return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    buffer: PageViewBuffer | None = app.extensions.get("pageviews")
     if buffer is None:
         return
     moment = clock.now()
     page = _clip(page, 200)
-    if has_request_context():
-        visitor = f"{request.remote_addr}\x00{request.headers.get('User-Agent', '')}"
-        if not buffer.first_view(visitor, page, moment):
-            return
-    day = moment.astimezone(ZoneInfo(current_app.config.get("CLINIC_TIMEZONE") or "UTC")).date()
+    if in_request and not buffer.first_view(f"{request.remote_addr}\x00{agent}", page, moment):
+        return
+    day = moment.astimezone(ZoneInfo(app.config.get("CLINIC_TIMEZONE") or "UTC")).date()
     # Lowercase before clipping: some letters grow when lowercased and would overflow the column.
     buffer.add((day, page, _clip((utm_source or "").lower()), _clip((utm_campaign or "").lower())))
 
@@ -228,16 +231,17 @@ def record_request(page: str) -> None:
     record(page, request.args.get("utm_source"), request.args.get("utm_campaign"))
 
 
-def _landing_slugs() -> set[str]:
-    return {c.slug for c in registry().active()} if "campaigns" in current_app.extensions else set()
+def _landing_slugs() -> frozenset[str]:
+    return registry().active_slugs if "campaigns" in current_app.extensions else frozenset()
 
 
 def _after_request(response: Response) -> Response:
     # Landing pages belong to the leads blueprint; count them here so that view needs no change.
     if request.method == "GET" and response.status_code == 200:
-        slug = request.path.strip("/")
-        if request.path == f"/{slug}" and slug in _landing_slugs():
-            record_request(request.path)
+        path = request.path
+        # A slug has no slash, so "/<slug>" is the whole path; "/", "//x" and "/a/b" never match one.
+        if path[1:] in _landing_slugs():
+            record_request(path)
     buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
     if buffer is not None and buffer.due():
         # Written after the response has gone out, so the visitor never waits for the database.

@@ -30,6 +30,8 @@ def single_line(value: Any) -> Any:
     """Strip control and bidirectional-override characters and surrounding space from a one-line value."""
     if not isinstance(value, str):
         return value
+    if value.isascii() and value.isprintable():
+        return value.strip()  # nothing to strip but spaces: no control or bidirectional character is printable ASCII
     return _CONTROL.sub(" ", strip_bidi(value)).strip()
 
 

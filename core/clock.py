@@ -42,7 +42,7 @@ class FrozenClock:
             self._now = moment.astimezone(UTC)
 
 
-_system = SystemClock()
+_system = SYSTEM = SystemClock()
 
 
 def now() -> datetime:

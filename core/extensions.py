@@ -9,6 +9,8 @@ from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
+from core.signing import CookieSessionInterface
+
 # A Redis that drops packets must not hold a signup for the OS's connect timeout (minutes): fail fast, fall back.
 REDIS_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
@@ -56,6 +58,7 @@ def init_app(app: Flask) -> None:
     if _storage_scheme(app) in ("redis", "rediss", "valkey", "valkeys"):
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", REDIS_STORAGE_OPTIONS)
     csrf.init_app(app)
+    app.session_interface = CookieSessionInterface()
     limiter.init_app(app)
     # The limiter is one object for every app built in this process (the tests build many): a new app's store
     # starts out healthy, whatever an earlier app's store did.

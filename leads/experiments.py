@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core import signing
 from core.clock import now
 from core.db import db
 from leads.models import VariantView
@@ -35,7 +36,7 @@ def pick(campaign: Campaign) -> str | None:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+    return signing.serializer(current_app.config["SECRET_KEY"], _SALT)
 
 
 def sign(slug: str, variant: str | None) -> str:

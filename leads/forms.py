@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -13,6 +12,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField, TelField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
+from core import signing
 from core.clock import now
 from core.text import strip_bidi
 from leads import services
@@ -30,6 +30,8 @@ def single_line(value: Any) -> Any:
     """Strip control and bidirectional-override characters and surrounding space from a one-line value."""
     if not isinstance(value, str):
         return value
+    if value.isascii() and value.isprintable():
+        return value.strip()  # nothing to strip but spaces: no control or bidirectional character is printable ASCII
     return _CONTROL.sub(" ", strip_bidi(value)).strip()
 
 
@@ -51,13 +53,8 @@ def capped(limit: int) -> Any:
 
 
 def _serializer() -> URLSafeSerializer:
-    return _serializer_for(current_app.config["SECRET_KEY"])
-
-
-@lru_cache(maxsize=8)
-def _serializer_for(secret_key: str | bytes) -> URLSafeSerializer:
     # Built once per key: every landing page view signs a start time.
-    return URLSafeSerializer(secret_key, salt=TIMESTAMP_SALT)
+    return signing.serializer(current_app.config["SECRET_KEY"], TIMESTAMP_SALT)
 
 
 def sign_started() -> str:
@@ -80,6 +77,10 @@ def seconds_since(token: str | None) -> float | None:
 
 class SignupForm(FlaskForm):
     """Ask for a free consultation."""
+
+    class Meta:
+        # Flask-WTF's CSRF field and checks; only the token is signed with a serializer kept per key.
+        csrf_class = signing.FormCSRF
 
     first_name = StringField(
         "First name",

@@ -8,6 +8,7 @@ Never log names, emails, interest or message here.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,6 +70,9 @@ class CaptureResult:
     consented: bool
 
 
+_normalized = threading.local()
+
+
 class UnsendableEmail(ValueError):
     """A well-formed address no mail system we use can deliver to; str() tells the visitor what to do."""
 
@@ -81,6 +85,10 @@ def normalize_email(raw: str) -> str:
     not offer, so such an address is refused with UnsendableEmail.
     """
     text = (raw or "").strip()
+    if text and text == getattr(_normalized, "email", None):
+        # The form has just normalized this very address and prepare_signup asks again: the answer is the same
+        # (normalizing is idempotent) and email_validator costs ~0.1 ms. Only this thread's last result is kept.
+        return text
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -94,6 +102,7 @@ def normalize_email(raw: str) -> str:
     normalized = result.ascii_email.lower()
     if len(normalized) > LIMITS["email"]:
         raise ValueError("The email address is too long.")
+    _normalized.email = normalized
     return normalized
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import re
 import secrets
 import threading
 import time
@@ -48,6 +49,7 @@ RECENT_VISITORS = 20_000  # remembered per process (about 4 MB); the oldest are 
 # Distinct (utm_source, utm_campaign) rows a page may gain in a day; later ones are counted as OTHER.
 SOURCES_PER_PAGE_DAY = 50
 OTHER = "other"
+_BOT = re.compile("|".join(map(re.escape, BOT_MARKERS)))
 
 Key = tuple[date, str, str, str]
 _buffers: weakref.WeakSet[PageViewBuffer] = weakref.WeakSet()
@@ -196,8 +198,7 @@ def _upsert(engine: Engine, counts: Counter[Key], own_campaigns: frozenset[str] 
 
 def is_bot(user_agent: str) -> bool:
     """Crawlers and test robots are not visitors."""
-    agent = user_agent.lower()
-    return any(marker in agent for marker in BOT_MARKERS)
+    return _BOT.search(user_agent.lower()) is not None
 
 
 def _clip(value: str | None, limit: int = 100) -> str:
@@ -207,37 +208,43 @@ def _clip(value: str | None, limit: int = 100) -> str:
 
 def record(page: str, utm_source: str | None = "", utm_campaign: str | None = "") -> None:
     """Count one view of `page` today (clinic time) from this UTM source and campaign; bots and HEADs are skipped."""
-    if has_request_context() and (request.method != "GET" or is_bot(request.headers.get("User-Agent", ""))):
-        return
-    buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
+    # Each proxy access looks up the context again: read the request and the app once (this runs per page view).
+    req = request._get_current_object() if has_request_context() else None  # type: ignore[attr-defined]
+    agent = ""
+    if req is not None:
+        agent = req.headers.get("User-Agent", "")
+        if req.method != "GET" or is_bot(agent):
+            return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    buffer: PageViewBuffer | None = app.extensions.get("pageviews")
     if buffer is None:
         return
-    moment = clock.now()
+    moment = app.extensions.get("clock", clock.SYSTEM).now()
     page = _clip(page, 200)
-    if has_request_context():
-        visitor = f"{request.remote_addr}\x00{request.headers.get('User-Agent', '')}"
-        if not buffer.first_view(visitor, page, moment):
-            return
-    day = moment.astimezone(ZoneInfo(current_app.config.get("CLINIC_TIMEZONE") or "UTC")).date()
+    if req is not None and not buffer.first_view(f"{req.remote_addr}\x00{agent}", page, moment):
+        return
+    day = moment.astimezone(ZoneInfo(app.config.get("CLINIC_TIMEZONE") or "UTC")).date()
     # Lowercase before clipping: some letters grow when lowercased and would overflow the column.
     buffer.add((day, page, _clip((utm_source or "").lower()), _clip((utm_campaign or "").lower())))
 
 
 def record_request(page: str) -> None:
     """Count a view of `page` with the UTM source and campaign of the current request's URL."""
-    record(page, request.args.get("utm_source"), request.args.get("utm_campaign"))
+    args = request.args
+    record(page, args.get("utm_source"), args.get("utm_campaign"))
 
 
-def _landing_slugs() -> set[str]:
-    return {c.slug for c in registry().active()} if "campaigns" in current_app.extensions else set()
+def _landing_slugs() -> frozenset[str]:
+    return registry().active_slugs if "campaigns" in current_app.extensions else frozenset()
 
 
 def _after_request(response: Response) -> Response:
     # Landing pages belong to the leads blueprint; count them here so that view needs no change.
     if request.method == "GET" and response.status_code == 200:
-        slug = request.path.strip("/")
-        if request.path == f"/{slug}" and slug in _landing_slugs():
-            record_request(request.path)
+        path = request.path
+        # A slug has no slash, so "/<slug>" is the whole path; "/", "//x" and "/a/b" never match one.
+        if path[1:] in _landing_slugs():
+            record_request(path)
     buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
     if buffer is not None and buffer.due():
         # Written after the response has gone out, so the visitor never waits for the database.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import cached_property
 
 from flask import Flask, current_app
 from sqlalchemy import event, select
@@ -33,6 +34,11 @@ class CampaignRegistry:
     def active(self) -> list[Campaign]:
         """Campaigns whose landing pages are live."""
         return [c for c in self._campaigns.values() if c.active and not c.archived]
+
+    @cached_property
+    def active_slugs(self) -> frozenset[str]:
+        """The slugs of active(), worked out once per content revision (asked after every page)."""
+        return frozenset(c.slug for c in self.active())
 
     def all(self) -> list[Campaign]:
         """Every published campaign, archived ones included (their leads and deliveries still name them)."""

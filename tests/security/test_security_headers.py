@@ -122,3 +122,30 @@ def test_admin_login_page_carries_the_headers(client):
     # The admin frames its own email previews, so it may allow 'self' but never other sites.
     assert_security_headers(response, "admin login", frame_ancestors=("'none'", "'self'"))
     assert "no-store" in response.headers.get("Cache-Control", "")
+
+
+def test_each_header_is_sent_once_and_a_views_own_value_wins(app):
+    """Headers are added in one pass; a view's own header (in any letter case) is never doubled or replaced."""
+
+    @app.get("/__test_own_policy")
+    def own_policy():
+        return "ok", 200, {"content-security-policy": "default-src 'none'", "X-FRAME-OPTIONS": "SAMEORIGIN"}
+
+    client = app.test_client()
+    for url, secure in ((f"/{SLUG}", False), (f"/{SLUG}", True), ("/__test_own_policy", False)):
+        response = client.get(url, base_url="https://clinic.example" if secure else "http://localhost")
+        names = [name.lower() for name, _ in response.headers.items()]
+        for name in (
+            "content-security-policy",
+            "x-frame-options",
+            "x-content-type-options",
+            "referrer-policy",
+            "permissions-policy",
+            "cross-origin-opener-policy",
+        ):
+            assert names.count(name) == 1, f"{url}: {name} sent {names.count(name)} times"
+        assert names.count("strict-transport-security") == (1 if secure else 0), url
+    own = client.get("/__test_own_policy").headers
+    assert own["Content-Security-Policy"] == "default-src 'none'"
+    assert own["X-Frame-Options"] == "SAMEORIGIN"
+    assert own["Permissions-Policy"] == "camera=(), microphone=(), geolocation=(), payment=(), usb=()"

@@ -1,0 +1,216 @@
+"""itsdangerous serializers built once per key and salt, signing with the derived key kept.
+
+Every landing page view signs three values (the session cookie, the CSRF token and the form's start time); built
+afresh, each itsdangerous serializer derives its HMAC key and builds a signer per call, which cost more than the
+signing. These subclasses produce and accept exactly the bytes the stock classes do (tests/security checks both
+ways); they only keep what depends on the key and salt alone. Nothing about a visitor is ever cached here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import zlib
+from functools import lru_cache
+from typing import Any
+
+from flask import Flask, current_app, g, session
+from flask.json import dumps as json_dumps
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import _FlaskFormCSRF
+from itsdangerous import Signer, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
+from itsdangerous.signer import HMACAlgorithm
+
+__all__ = ["CookieSessionInterface", "FormCSRF", "csrf_token", "serializer", "timed_serializer"]
+
+
+class _KeyedMixin:
+    """A signer that derives each secret's HMAC key once and signs with hmac.digest (OpenSSL, one call)."""
+
+    secret_keys: list[bytes]
+    algorithm: Any
+
+    def _setup(self) -> None:
+        self._derived: dict[bytes, bytes] = {}
+        digest = getattr(self.algorithm, "digest_method", None)
+        # hmac.digest takes a hash name; only the stock HMAC algorithm with a named hashlib digest qualifies.
+        self._digest_name = getattr(digest(), "name", None) if isinstance(self.algorithm, HMACAlgorithm) else None
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        """The key for `secret_key` (default: the newest), as itsdangerous derives it, computed once."""
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        found = self._derived.get(secret)
+        if found is None:
+            found = self._derived[secret] = super().derive_key(secret)  # type: ignore[misc]
+        return found
+
+    def get_signature(self, value: str | bytes) -> bytes:
+        """The same signature as itsdangerous's, without building an HMAC object per call."""
+        if self._digest_name is None:
+            return super().get_signature(value)  # type: ignore[misc]
+        return base64_encode(hmac.digest(self.derive_key(), want_bytes(value), self._digest_name))
+
+    def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
+        """Whether `sig` signs `value` under any of the keys, newest first, compared in constant time."""
+        if self._digest_name is None:
+            return super().verify_signature(value, sig)  # type: ignore[misc]
+        try:
+            raw = base64_decode(sig)
+        except Exception:  # noqa: BLE001 - as itsdangerous: anything undecodable is simply not a signature
+            return False
+        value = want_bytes(value)
+        for secret in reversed(self.secret_keys):
+            if hmac.compare_digest(raw, hmac.digest(self.derive_key(secret), value, self._digest_name)):
+                return True
+        return False
+
+
+class KeyedSigner(_KeyedMixin, Signer):
+    """itsdangerous.Signer keeping its derived keys."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup()
+
+
+class KeyedTimestampSigner(_KeyedMixin, TimestampSigner):
+    """itsdangerous.TimestampSigner keeping its derived keys."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup()
+
+
+# Payloads shorter than this are signed uncompressed. itsdangerous tries zlib on every payload (~5 µs even for a
+# dozen bytes) and keeps the result only when it is shorter; a CSRF token (40 random hex digits), a session holding
+# one and a time stamp never get shorter, and a payload that would is still read back the same (only longer).
+COMPRESS_FROM = 64
+
+
+class _SignerPerSalt:
+    """A URL-safe serializer that builds its signer once per salt instead of once per call."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        """As URLSafeSerializerMixin.dump_payload, skipping zlib for payloads under COMPRESS_FROM bytes."""
+        json = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))  # type: ignore[attr-defined]
+        if len(json) >= COMPRESS_FROM:
+            compressed = zlib.compress(json)
+            if len(compressed) < len(json) - 1:
+                return b"." + base64_encode(compressed)
+        return base64_encode(json)
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        """The signer for `salt` (default: the serializer's), built on first use."""
+        cache: dict[Any, Signer] = self.__dict__.setdefault("_signers", {})
+        found = cache.get(salt)
+        if found is None:
+            found = cache[salt] = super().make_signer(salt)  # type: ignore[misc]
+        return found
+
+
+class KeyedURLSafeSerializer(_SignerPerSalt, URLSafeSerializer):
+    """URLSafeSerializer with one KeyedSigner per salt."""
+
+    default_signer = KeyedSigner
+
+
+class KeyedURLSafeTimedSerializer(_SignerPerSalt, URLSafeTimedSerializer):
+    """URLSafeTimedSerializer with one KeyedTimestampSigner per salt."""
+
+    default_signer = KeyedTimestampSigner
+
+
+def _keys(secret_key: str | bytes | tuple[str | bytes, ...]) -> tuple[str | bytes, ...]:
+    return secret_key if isinstance(secret_key, tuple) else (secret_key,)
+
+
+@lru_cache(maxsize=32)
+def serializer(secret_key: str | bytes | tuple[str | bytes, ...], salt: str) -> URLSafeSerializer:
+    """An URLSafeSerializer for this key (or keys, newest last) and salt, built once."""
+    return KeyedURLSafeSerializer(list(_keys(secret_key)), salt=salt)
+
+
+@lru_cache(maxsize=32)
+def timed_serializer(
+    secret_key: str | bytes | tuple[str | bytes, ...],
+    salt: str,
+    serializer: Any = None,
+    signer_kwargs: tuple[tuple[str, Any], ...] = (),
+) -> URLSafeTimedSerializer:
+    """An URLSafeTimedSerializer for this key (or keys, newest last), salt and options, built once."""
+    return KeyedURLSafeTimedSerializer(
+        list(_keys(secret_key)), salt=salt, serializer=serializer, signer_kwargs=dict(signer_kwargs)
+    )
+
+
+# Flask-WTF's salt: its validate_csrf (CSRFProtect on every POST) checks the tokens made here.
+CSRF_SALT = "wtf-csrf-token"
+
+
+def csrf_token(secret_key: str | bytes | None = None, field_name: str | None = None) -> str:
+    """This request's signed CSRF token, exactly as flask_wtf.csrf.generate_csrf makes it, with a kept serializer.
+
+    The raw secret lives in the visitor's own session (a new random one for a new session) and the signed token
+    is kept in `g`, so nothing is shared between two requests, let alone two visitors.
+    """
+    config = current_app.config
+    if secret_key is None:
+        secret_key = config.get("WTF_CSRF_SECRET_KEY", current_app.secret_key)
+    if field_name is None:
+        field_name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    if secret_key is None or field_name is None:
+        raise RuntimeError("A secret key and a field name are required to use CSRF.")
+    if field_name not in g:
+        signer = timed_serializer(secret_key, CSRF_SALT)
+        if field_name not in session:
+            session[field_name] = secrets.token_hex(20)
+        try:
+            token = signer.dumps(session[field_name])
+        except TypeError:
+            session[field_name] = secrets.token_hex(20)
+            token = signer.dumps(session[field_name])
+        setattr(g, field_name, token)
+    return g.get(field_name)
+
+
+class FormCSRF(_FlaskFormCSRF):
+    """Flask-WTF's form CSRF (validation unchanged) making its token with csrf_token()."""
+
+    def generate_csrf_token(self, csrf_token_field: Any) -> str:
+        """The request's token, signed once per request."""
+        return csrf_token(self.meta.csrf_secret, self.meta.csrf_field_name)
+
+
+# Values Flask's TaggedJSONSerializer passes through untagged (exact types: a str subclass such as Markup is tagged).
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class SessionJSON(TaggedJSONSerializer):
+    """Flask's session serializer; a session of plain values (a new visitor's holds only the CSRF secret) skips the
+    tagging walk, which returns such a session unchanged, and is dumped by the same JSON call."""
+
+    def dumps(self, value: Any) -> str:
+        """The session as Flask's TaggedJSONSerializer dumps it."""
+        if (
+            type(value) is dict
+            and not (len(value) == 1 and next(iter(value)) in self.tags)
+            and all(type(key) is str and type(item) in _PLAIN for key, item in value.items())
+        ):
+            return json_dumps(value, separators=(",", ":"))
+        return super().dumps(value)
+
+
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie sessions, with the signing serializer built once per key set instead of twice a request."""
+
+    serializer = SessionJSON()
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """The same serializer as Flask's (keys, salt, JSON tags, key derivation, digest), kept per key set."""
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)  # the current key last
+        options = (("key_derivation", self.key_derivation), ("digest_method", self.digest_method))
+        return timed_serializer(keys, self.salt, self.serializer, options)

@@ -1,0 +1,164 @@
+"""Signing kept per key (core.signing): the session cookie, the CSRF token and the form's start time stay as strict
+as Flask's and Flask-WTF's own, and nothing one visitor was given ever reaches another."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
+from sqlalchemy import func, select
+
+from core import signing
+from core.db import db
+from leads.forms import sign_started
+from leads.models import Lead
+from tests.support.database import fresh_app
+from tests.support.forms import SLUG, signup_data, signup_form
+
+STOCK_SESSION = SecureCookieSessionInterface()
+
+
+def _session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None, "the landing page set no session cookie"
+    return cookie.value
+
+
+def _stock_session(app, cookie: str) -> dict:
+    """The cookie read by Flask's own interface: what any stock Flask with this key would see."""
+    return dict(STOCK_SESSION.get_signing_serializer(app).loads(cookie))
+
+
+def _leads(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Lead))
+
+
+def test_each_visitor_gets_a_token_of_their_own_session(app):
+    """Two first visits: two secrets, two tokens, and each token signs its own visitor's secret only."""
+    visitors = [app.test_client() for _ in range(3)]
+    forms = [signup_form(visitor) for visitor in visitors]
+    tokens = [form.hidden()["csrf_token"] for form in forms]
+    secrets_ = [_stock_session(app, _session_cookie(visitor))["csrf_token"] for visitor in visitors]
+    assert len(set(tokens)) == len(set(secrets_)) == 3
+    stock = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token")
+    assert [stock.loads(token) for token in tokens] == secrets_
+
+
+def test_a_token_works_only_with_the_session_it_came_from(app):
+    first, second = app.test_client(), app.test_client()
+    first_form, second_form = signup_form(first), signup_form(second)
+    # Swapped: each visitor posts the other's token with their own cookie.
+    assert first.post(f"/{SLUG}", data=signup_data(second_form, email="a@example.com")).status_code == 400
+    assert second.post(f"/{SLUG}", data=signup_data(first_form, email="b@example.com")).status_code == 400
+    assert _leads(app) == 0
+    # Their own tokens still work.
+    assert first.post(f"/{SLUG}", data=signup_data(first_form, email="a@example.com")).status_code == 303
+    assert second.post(f"/{SLUG}", data=signup_data(second_form, email="b@example.com")).status_code == 303
+    assert _leads(app) == 2
+
+
+def test_a_returning_visitor_keeps_their_secret_and_gets_a_fresh_page(app, client):
+    first = signup_form(client)
+    secret = _stock_session(app, _session_cookie(client))["csrf_token"]
+    again = signup_form(client)
+    assert _stock_session(app, _session_cookie(client))["csrf_token"] == secret
+    stock = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token")
+    assert stock.loads(again.hidden()["csrf_token"]) == stock.loads(first.hidden()["csrf_token"]) == secret
+
+
+def test_a_tampered_or_forged_token_is_refused(app, client):
+    form = signup_form(client)
+    token = form.hidden()["csrf_token"]
+    secret = _stock_session(app, _session_cookie(client))["csrf_token"]
+    forged = URLSafeTimedSerializer("not-the-key", salt="wtf-csrf-token").dumps(secret)
+    # A letter inside the signature (the last one also carries unused base64 bits, so it can change harmlessly).
+    flipped = token[:-5] + ("A" if token[-5] != "A" else "B") + token[-4:]
+    for bad in (forged, flipped, token + "x", ""):
+        data = {**signup_data(form, email="forged@example.com"), "csrf_token": bad}
+        assert client.post(f"/{SLUG}", data=data).status_code == 400, bad
+    assert _leads(app) == 0
+
+
+def test_a_session_cookie_signed_with_another_key_is_not_a_session(app, make_config):
+    """After SECRET_KEY changes, yesterday's cookie and token are refused (the kept serializers follow the key)."""
+    client = app.test_client()
+    form = signup_form(client)
+    db.engine.dispose()
+    for rotated in fresh_app(make_config(SECRET_KEY="a-new-secret-key")):
+        response = rotated.test_client()
+        response.set_cookie("session", _session_cookie(client))
+        assert response.post(f"/{SLUG}", data=signup_data(form, email="old@example.com")).status_code == 400
+        assert _leads(rotated) == 0
+
+
+def test_a_cookie_of_the_previous_key_still_works_during_a_rotation(make_config):
+    """SECRET_KEY_FALLBACKS: the kept serializer reads the old key's cookie and token, and signs with the new key."""
+    for old in fresh_app(make_config(SECRET_KEY="the-old-key")):
+        client = old.test_client()
+        form = signup_form(client)
+        old_cookie = _session_cookie(client)
+        db.engine.dispose()
+    config = make_config(SECRET_KEY="the-new-key")
+    config.SECRET_KEY_FALLBACKS = ["the-old-key"]
+    config.WTF_CSRF_SECRET_KEY = "the-old-key"  # Flask-WTF signs its tokens with one key: keep the old one here
+    for new in fresh_app(config):
+        with new.app_context():
+            started = sign_started()  # the fill-time stamp is signed with SECRET_KEY alone: take the new key's
+        visitor = new.test_client()
+        visitor.set_cookie("session", old_cookie)
+        data = signup_data(form, email="kept@example.com", started=started)
+        assert visitor.post(f"/{SLUG}", data=data).status_code == 303
+        assert _leads(new) == 1
+        fresh = new.test_client()
+        signup_form(fresh)
+        new_cookie = _session_cookie(fresh)
+        assert STOCK_SESSION.get_signing_serializer(new).loads(new_cookie)  # a stock Flask with the new key reads it
+        with pytest.raises(BadSignature):
+            URLSafeTimedSerializer("the-old-key", salt="cookie-session").loads(new_cookie)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1764433800.123, {"csrf_token": secrets.token_hex(20)}, ["stem-cell-therapy", "headline:b"], "a" * 500, {"x": []}],
+)
+def test_kept_serializers_sign_as_itsdangerous_does_and_read_its_values(value):
+    key = "some-key"
+    stock = URLSafeSerializer(key, salt="s")
+    kept = signing.serializer(key, "s")
+    assert kept.loads(stock.dumps(value)) == value
+    assert stock.loads(kept.dumps(value)) == value
+    assert kept.dumps(value) == stock.dumps(value) or len(stock.dumps(value)) < len(kept.dumps(value))
+    timed_stock = URLSafeTimedSerializer(key, salt="t")
+    timed = signing.timed_serializer(key, "t")
+    assert timed.loads(timed_stock.dumps(value), max_age=60) == value
+    assert timed_stock.loads(timed.dumps(value), max_age=60) == value
+
+
+def test_a_new_visitors_session_cookie_is_exactly_flasks(app, monkeypatch):
+    """The fast paths (no tagging walk, no zlib for short payloads) give the very bytes stock Flask gives."""
+    monkeypatch.setattr("time.time", lambda: 1764433800.0)  # the signed value holds the time: one for both
+    with app.test_request_context():
+        kept = app.session_interface.get_signing_serializer(app)
+        stock = STOCK_SESSION.get_signing_serializer(app)
+        for _ in range(50):
+            session = {"csrf_token": secrets.token_hex(20)}  # as Flask-WTF and csrf_token() make it
+            assert kept.dumps(session) == stock.dumps(session)
+            assert kept.loads(stock.dumps(session)) == stock.loads(kept.dumps(session)) == session
+
+
+def test_values_flask_tags_are_still_tagged(app):
+    from markupsafe import Markup
+
+    with app.test_request_context():
+        kept = app.session_interface.get_signing_serializer(app)
+        for session in ({"m": Markup("<b>x</b>")}, {" t": "looks like a tag"}, {"t": (1, 2)}, {"b": b"\x00"}):
+            assert STOCK_SESSION.get_signing_serializer(app).loads(kept.dumps(session)) == session
+
+
+@pytest.mark.parametrize("forged", ["", "abc", "x.y.z", "!!!", signing.serializer("other-key", "s").dumps(1.0)])
+def test_kept_serializers_refuse_what_is_not_theirs(forged):
+    with pytest.raises(BadSignature):
+        signing.serializer("some-key", "s").loads(forged)

@@ -53,7 +53,7 @@ test: dev-install node-tools
 	$(BIN)/lint-imports
 	@url="$${TEST_DATABASE_URL:-$$($(BIN)/python -m tests.support.postgres)}"; \
 	if [ -n "$$url" ]; then echo "PostgreSQL pass: $$url"; fi; \
-	TEST_DATABASE_URL="$$url" $(BIN)/pytest
+	TEST_DATABASE_URL="$$url" $(BIN)/pytest --durations=15
 
 # axe-core and the Nu HTML Checker for the accessibility and HTML tests (tests/node).
 node-tools:

@@ -443,3 +443,19 @@ def create_bench_table(engine: Engine) -> None:
     """The table bench.wsgi's bare insert route writes to (not a model: it never exists outside a benchmark)."""
     with engine.begin() as conn:
         conn.execute(text(f"CREATE TABLE IF NOT EXISTS {BENCH_TABLE} (email VARCHAR(320) NOT NULL)"))
+
+
+def publish_content(app) -> None:
+    """Import and publish the shipped posts, then campaigns, as `make run` does on a first start (the app serves
+    both from the database; a campaign may only link to published posts)."""
+    from core.db import db
+    from studio.post_services import import_post_files
+    from studio.services import import_folders
+
+    with app.app_context():
+        with db.write_transaction() as session:
+            posts = import_post_files(session, Path(app.config["BLOG_DIR"]), "bench", publish_them=True)
+        with db.write_transaction() as session:
+            campaigns = import_folders(session, Path(app.config["CAMPAIGNS_DIR"]), "bench", publish_them=True)
+    if posts.problems or campaigns.problems:
+        raise RuntimeError("the shipped content does not validate:\n" + "\n".join(posts.problems + campaigns.problems))

@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import create_app, load_models
-from bench.load import ROOT, seed_enrolled
+from bench.load import ROOT, publish_content, seed_enrolled
 from config import Config
 from core.clock import FrozenClock
 from core.db import Base, db, normalize_url
@@ -92,6 +92,8 @@ def measure(app, enrolled: int, *, idle: bool) -> dict[str, float]:
     with app.app_context():
         Base.metadata.drop_all(db.engine)
         Base.metadata.create_all(db.engine)
+    publish_content(app)
+    with app.app_context():
         started = time.perf_counter()
         seed_enrolled(db.engine, enrolled, DUE, NOW, NOW - timedelta(minutes=1), NOW + timedelta(days=30))
         with db.engine.begin() as conn:
@@ -245,6 +247,8 @@ def dispatch_figures(url: str, instance: Path, emails: int = DISPATCH_EMAILS, ro
         with app.app_context():
             Base.metadata.drop_all(db.engine)
             Base.metadata.create_all(db.engine)
+        publish_content(app)
+        with app.app_context():
             seed_enrolled(db.engine, emails, emails, NOW, NOW - timedelta(minutes=1), NOW + timedelta(days=30))
         worker, pipelined, bodies = [], [], []
         for round_ in range(rounds):

@@ -7,20 +7,16 @@ it, so a post goes live on its own, in every process, without anyone publishing 
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 
 from flask import Flask, current_app
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from core.clock import now
-from core.db import db
-from studio.models import ContentRevision
 from studio.post_services import live_entries, media_index, served_post
 from studio.posts import Post, newest_first, tag_slug
+from studio.revision import RevisionWatch
 
 
 class Blog:
@@ -73,29 +69,21 @@ class Entry:
         return self.live, self.since
 
 
-class PostRegistry:
+class PostRegistry(RevisionWatch):
     """One process's copy of the posts, refreshed when the content revision moves or a scheduled time passes."""
 
+    what = "posts"
+
     def __init__(self, app: Flask, refresh_seconds: float) -> None:
-        self.app = app
-        self.refresh_seconds = refresh_seconds
-        self._lock = threading.Lock()
+        super().__init__(app, refresh_seconds)
         self._entries: list[Entry] = []
-        self._revision: int | None = None
-        self._checked = float("-inf")
-        self._warned = False
         self._blog = Blog([])
         self._since: dict[str, datetime] = {}
         self._next_change: datetime | None = None
 
-    def stale(self) -> None:
-        """Check the database on the next read (this process just published)."""
-        self._checked = float("-inf")
-
     def current(self) -> Blog:
         """The posts live now."""
-        if time.monotonic() - self._checked >= self.refresh_seconds:
-            self.refresh()
+        self.check()
         moment = now()
         if self._next_change is not None and moment >= self._next_change:
             self._rebuild(moment)
@@ -105,34 +93,21 @@ class PostRegistry:
         """When the version served now went live."""
         return self._since.get(slug)
 
-    def refresh(self) -> bool:
-        """Compare revisions and reload when they differ; True when the posts changed."""
-        with self._lock:
-            started = time.monotonic()
-            try:
-                with db.engine.connect() as conn:
-                    revision = conn.scalar(select(ContentRevision.revision).where(ContentRevision.id == 1)) or 0
-                    if revision == self._revision:
-                        self._checked = started
-                        return False
-                    with Session(bind=conn) as session:
-                        entries = []
-                        media = media_index(session)
-                        for record, live, scheduled in live_entries(session):
-                            live_post = served_post(live.document, media) if live else None
-                            scheduled_post = served_post(scheduled.document, media) if scheduled else None
-                            entries.append(Entry(live_post, record.live_since, scheduled_post, record.scheduled_at))
-            except SQLAlchemyError as exc:
-                if not self._warned:  # before `flask db upgrade` the tables do not exist yet
-                    self.app.logger.warning("posts not loaded: %s", type(exc).__name__)
-                    self._warned = True
-                self._checked = started
-                return False
-            self._entries = entries
-            self._revision = revision
-            self._checked = started
-            self._rebuild(now())
-            return True
+    def load(self, conn: Connection) -> list[Entry]:
+        """Every post's live version and the one scheduled to replace it."""
+        with Session(bind=conn) as session:
+            entries = []
+            media = media_index(session)
+            for record, live, scheduled in live_entries(session):
+                live_post = served_post(live.document, media) if live else None
+                scheduled_post = served_post(scheduled.document, media) if scheduled else None
+                entries.append(Entry(live_post, record.live_since, scheduled_post, record.scheduled_at))
+            return entries
+
+    def adopt(self, loaded: list[Entry]) -> None:
+        """Serve these posts from now on."""
+        self._entries = loaded
+        self._rebuild(now())
 
     def _rebuild(self, moment: datetime) -> None:
         posts, since = [], {}

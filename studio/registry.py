@@ -7,17 +7,14 @@ everywhere within seconds without a restart. A publish in this process is seen a
 
 from __future__ import annotations
 
-import threading
-import time
 from functools import cached_property
 
 from flask import Flask, current_app
-from sqlalchemy import event, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session
 
-from core.db import db
 from studio.definitions import Campaign
+from studio.revision import RevisionWatch
 from studio.settings import refresh as refresh_settings
 
 
@@ -49,21 +46,14 @@ class CampaignRegistry:
         return [c.slug for c in self._campaigns.values() if c.archived]
 
 
-class LiveRegistry:
+class LiveRegistry(RevisionWatch):
     """One process's copy of the live campaigns, refreshed when the database's content revision moves."""
 
-    def __init__(self, app: Flask, refresh_seconds: float) -> None:
-        self.app = app
-        self.refresh_seconds = refresh_seconds
-        self._lock = threading.Lock()
-        self._current = CampaignRegistry({})
-        self._revision: int | None = None
-        self._checked = float("-inf")
-        self._warned = False
+    what = "campaigns"
 
-    def stale(self) -> None:
-        """Check the database on the next read (this process just published)."""
-        self._checked = float("-inf")
+    def __init__(self, app: Flask, refresh_seconds: float) -> None:
+        super().__init__(app, refresh_seconds)
+        self._current = CampaignRegistry({})
 
     def held(self) -> CampaignRegistry:
         """The campaigns as last loaded, without asking the database (for code outside a request)."""
@@ -71,36 +61,19 @@ class LiveRegistry:
 
     def current(self) -> CampaignRegistry:
         """The campaigns, checking the revision when the last check is older than the refresh interval."""
-        if time.monotonic() - self._checked >= self.refresh_seconds:
-            self.refresh()
+        self.check()
         return self._current
 
-    def refresh(self) -> bool:
-        """Compare revisions and reload when they differ; True when the campaigns changed."""
-        from studio.models import ContentRevision
+    def load(self, conn: Connection) -> dict[str, Campaign]:
+        """Every campaign's live version."""
         from studio.services import live_campaigns
 
-        with self._lock:
-            started = time.monotonic()
-            try:
-                # Its own short connection: a session's open transaction could show an old snapshot.
-                with db.engine.connect() as conn:
-                    revision = conn.scalar(select(ContentRevision.revision).where(ContentRevision.id == 1)) or 0
-                    if revision == self._revision:
-                        self._checked = started
-                        return False
-                    with Session(bind=conn) as session:
-                        campaigns = live_campaigns(session)
-            except SQLAlchemyError as exc:
-                if not self._warned:  # before `flask db upgrade` the tables do not exist yet
-                    self.app.logger.warning("campaigns not loaded: %s", type(exc).__name__)
-                    self._warned = True
-                self._checked = started
-                return False
-            self._current = CampaignRegistry(campaigns)
-            self._revision = revision
-            self._checked = started
-            return True
+        with Session(bind=conn) as session:
+            return live_campaigns(session)
+
+    def adopt(self, loaded: dict[str, Campaign]) -> None:
+        """Serve these campaigns from now on."""
+        self._current = CampaignRegistry(loaded)
 
 
 def _after_commit(session: Session) -> None:

@@ -9,20 +9,17 @@ within seconds without a restart.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from core.clock import now
-from core.db import db
-from studio.models import ContentRevision, SiteSetting
+from studio.models import SiteSetting
+from studio.revision import RevisionWatch
 from studio.services import bump_revision, record_audit
 
 
@@ -40,9 +37,7 @@ class Setting:
 SETTINGS = (
     Setting("CLINIC_NAME", "Clinic name", 100),
     Setting("CLINIC_PHONE", "Phone", 40, hint="As patients dial it, e.g. (303) 555-0142 or +1 303 555 0142."),
-    Setting(
-        "CLINIC_POSTAL_ADDRESS", "Postal address", 300, hint="Shown in the footer of the site and of every email."
-    ),
+    Setting("CLINIC_POSTAL_ADDRESS", "Postal address", 300, hint="Shown in the footer of the site and of every email."),
     Setting("CLINIC_TIMEZONE", "Time zone", 60, hint="As in the tz database, e.g. America/Denver."),
     Setting("HOME_HEADLINE", "Home page headline", 120),
     Setting("HOME_INTRO", "Home page introduction", 400, multiline=True),
@@ -124,42 +119,26 @@ def save_settings(session: Session, values: dict[str, str], actor: str | None) -
     return {}
 
 
-class SiteSettings:
+class SiteSettings(RevisionWatch):
     """One process's view of the saved settings, written onto app.config when the content revision moves."""
 
     def __init__(self, app: Flask, refresh_seconds: float) -> None:
-        self.app = app
-        self.refresh_seconds = refresh_seconds
+        super().__init__(app, refresh_seconds)
         # What the environment said at start-up: a setting cleared in the admin goes back to it.
         self.defaults = {key: app.config.get(key, "") for key in KEYS}
         self._applied: set[str] = set()
-        self._lock = threading.Lock()
-        self._revision: int | None = None
-        self._checked = float("-inf")
-
-    def stale(self) -> None:
-        """Check the database on the next read (this process just saved)."""
-        self._checked = float("-inf")
 
     def current(self) -> None:
         """Apply the saved settings when the last check is older than the refresh interval."""
-        if time.monotonic() - self._checked >= self.refresh_seconds:
-            self.refresh()
+        self.check()
 
-    def refresh(self) -> None:
-        """Compare revisions and apply the saved settings when they differ."""
-        with self._lock:
-            started = time.monotonic()
-            try:
-                with db.engine.connect() as conn:
-                    revision = conn.scalar(select(ContentRevision.revision).where(ContentRevision.id == 1)) or 0
-                    if revision != self._revision:
-                        rows = dict(conn.execute(select(SiteSetting.key, SiteSetting.value)).all())
-                        self._apply(rows)
-                        self._revision = revision
-            except SQLAlchemyError:
-                pass  # before `flask db upgrade`: the environment's values stand
-            self._checked = started
+    def load(self, conn: Connection) -> dict[str, str]:
+        """The settings saved in the admin (before `flask db upgrade`, the environment's values stand)."""
+        return dict(conn.execute(select(SiteSetting.key, SiteSetting.value)).all())
+
+    def adopt(self, loaded: dict[str, str]) -> None:
+        """Write the saved settings onto app.config."""
+        self._apply(loaded)
 
     def _apply(self, rows: dict[str, str]) -> None:
         # Only keys saved now or before are written, so a setting never saved keeps whatever the config holds.

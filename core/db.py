@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
+import threading
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,6 +172,47 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     return create_engine(url, **kwargs)
 
 
+class WriterQueue:
+    """Lets SQLite writers of every process and thread take turns through a lock file beside the database.
+
+    SQLite's busy handler makes a writer that finds the lock taken sleep 1, 2, 5, 10... ms before trying again,
+    so two web workers storing signups spent much of their time asleep; a waiter on flock() is woken the moment
+    the holder lets go. Writers that do not queue (the nurture worker's own connection) still get the busy
+    timeout, so this orders writers and never replaces SQLite's own lock.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int:
+        # A descriptor inherited across fork() is one open file shared with the parent: flock() would then let
+        # both hold it at once, so each process opens its own.
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+            # Apps come and go in tests and CLI runs: the descriptor goes with its queue.
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the queue while the block runs; re-entrant within a thread."""
+        with self._threads:
+            if self._depth == 0:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._file(), fcntl.LOCK_UN)
+
+
 class Database:
     """Holds the engine and a thread-scoped session for one app."""
 
@@ -175,6 +220,7 @@ class Database:
         self.engine: Engine | None = None
         self.factory = sessionmaker(expire_on_commit=False)
         self.session = scoped_session(self.factory)
+        self.writers: WriterQueue | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -188,6 +234,8 @@ class Database:
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
         self.factory.configure(bind=self.engine)
+        database = self.engine.url.database if self.is_sqlite else None
+        self.writers = WriterQueue(f"{database}-writers.lock") if database and database != ":memory:" else None
         app.extensions["db"] = self
         # Before any blueprint adds its routes: ids in URLs are database ids.
         app.url_map.converters["int"] = IdConverter
@@ -204,13 +252,14 @@ class Database:
         session = self.session()
         if session.in_transaction():
             session.commit()
-        session.connection(execution_options={"sqlite_immediate": True})
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+        with self.writers.turn() if self.writers is not None else contextlib.nullcontext():
+            session.connection(execution_options={"sqlite_immediate": True})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
 
 
 db = Database()

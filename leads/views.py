@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 
@@ -19,7 +19,7 @@ from core.markdown import rewrite_blog_links
 from core.signing import csrf_token
 from core.slots import Markers, Slots
 from leads import experiments, services
-from leads.forms import SignupForm, capped, seconds_since, sign_started
+from leads.forms import SignupForm, capped, looks_like_a_bot, plain_signup, seconds_since, sign_started
 from leads.models import UTM_FIELDS
 from studio.definitions import RESERVED_SLUGS, Campaign
 from studio.registry import registry
@@ -124,6 +124,11 @@ def _skeleton(campaign: Campaign, token: str) -> LandingSkeleton | None:
     return skeleton
 
 
+def _csrf_checked() -> bool:
+    """The post's CSRF token was checked by CSRFProtect before the view (or CSRF is off, as in some tests)."""
+    return bool(g.get("csrf_valid")) or not current_app.config.get("WTF_CSRF_ENABLED", True)
+
+
 def _signup_limit() -> str:
     return current_app.config["SIGNUP_RATE_LIMIT"]
 
@@ -156,28 +161,38 @@ def landing(slug: str) -> Response:
 def signup(slug: str) -> Response:
     """Take a consultation request: bots see the thank-you page, mistakes come back marked, the rest is stored."""
     campaign = _campaign_or_404(slug)
-    # Only form bodies count; JSON or anything else is treated as an empty form, never parsed.
-    form = SignupForm(formdata=request.form).offer(campaign.page.interests)
     # The form posts to "#form-errors" so a page with mistakes opens at them; a redirect without a fragment of
     # its own would inherit it, so the thank-you page names its top.
     thank_you = url_for("leads.thank_you", slug=slug, _anchor="top")
-    if form.is_bot:
-        log.info("signup on %s dropped by the spam checks", slug)
-        return redirect(thank_you, code=303)
-    variant = experiments.read(form.landing_variant.data, campaign)
-    if not form.validate():
-        # The same headline again: a visitor correcting a field must not see the page change under them.
-        shown = campaign.with_page_variant(variant.rpartition(":")[2]) if variant else campaign
-        return _render(shown, form, status=400)
+    # Only form bodies count; JSON or anything else is treated as an empty form, never parsed. A post plainly
+    # right in every field is read without building the form (leads.forms.plain_signup); the rest goes through it.
+    plain = plain_signup(request.form, campaign.page.interests) if _csrf_checked() else None
+    if plain is not None:
+        if looks_like_a_bot(plain.honeypot, plain.started):
+            log.info("signup on %s dropped by the spam checks", slug)
+            return redirect(thank_you, code=303)
+        answers, tracking = plain.data, plain.tracking
+        variant = experiments.read(plain.landing_variant, campaign)
+    else:
+        form = SignupForm(formdata=request.form).offer(campaign.page.interests)
+        if form.is_bot:
+            log.info("signup on %s dropped by the spam checks", slug)
+            return redirect(thank_you, code=303)
+        variant = experiments.read(form.landing_variant.data, campaign)
+        if not form.validate():
+            # The same headline again: a visitor correcting a field must not see the page change under them.
+            shown = campaign.with_page_variant(variant.rpartition(":")[2]) if variant else campaign
+            return _render(shown, form, status=400)
+        answers, tracking = form.signup_data(), form.tracking()
     meta = {
-        **form.tracking(),
+        **tracking,
         "landing_variant": variant,
         "landing_slug": slug,
         "user_agent": request.user_agent.string or None,
         "campaign": campaign,
     }
     # Everything that needs no database happens before the write lock: on SQLite there is one for all workers.
-    signup = services.prepare_signup(form.signup_data(), meta)
+    signup = services.prepare_signup(answers, meta)
     with db.write_transaction() as session:
         services.store_signup(session, signup)
     return redirect(thank_you, code=303)

@@ -74,6 +74,8 @@ def _admin_indexes() -> None:
         postgresql_where=waiting,
     )
     Index("ix_leads_erased_at", Lead.erased_at)
+    # These also serve lookups on their first column alone (status, landing_slug, source...), which therefore have
+    # no index of their own: each one more index is one more write per signup (migration 0010).
     # A status filter's leads newest (or oldest) first: one walk of the status's part, no sort.
     Index("ix_leads_status_created", Lead.status, Lead.created_at, Lead.id)
     # A campaign's leads in a date range, counted from the index alone (the list filter and the dashboard).

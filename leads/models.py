@@ -44,10 +44,10 @@ class Lead(Base):
     interest: Mapped[str | None] = mapped_column(String(16), index=True)
     preferred_contact: Mapped[str] = mapped_column(String(8), default="email")
     timezone: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
     # First-touch attribution, copied from the first submission so lists filter without joins.
-    source: Mapped[str] = mapped_column(String(100), default="direct", index=True)
-    landing_slug: Mapped[str | None] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(100), default="direct")
+    landing_slug: Mapped[str | None] = mapped_column(String(64))
     email_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
@@ -76,7 +76,7 @@ class Submission(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
-    landing_slug: Mapped[str] = mapped_column(String(64), index=True)
+    landing_slug: Mapped[str] = mapped_column(String(64))
     # The headline variant of the page view that led here ('<experiment>:b'), carried back in a signed field.
     landing_variant: Mapped[str | None] = mapped_column(String(16))
     utm_source: Mapped[str | None] = mapped_column(String(100))

@@ -19,8 +19,8 @@ class Enrollment(Base):
     __table_args__ = (UniqueConstraint("lead_id", "campaign_slug"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
-    campaign_slug: Mapped[str] = mapped_column(String(64), index=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    campaign_slug: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     next_step: Mapped[int] = mapped_column(Integer, default=0)
     # NULL unless the enrollment is active and has a step to send: the tick's index only sees due work.

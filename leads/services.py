@@ -350,7 +350,8 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         if given
     ]
     if consents:
-        conn.execute(_INSERT_CONSENT, consents)
+        # One multi-row INSERT: an executemany is a round trip per row on PostgreSQL.
+        conn.execute(_INSERT_CONSENT.values(consents))
     log.info("lead %s captured on %s (new=%s, consented=%s)", lead.id, signup.landing_slug, created, signup.consented)
     signals.lead_captured.send(
         current_app._get_current_object(),

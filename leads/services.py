@@ -20,7 +20,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_app_context
 from phonenumbers import timezone as phone_timezone
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -175,7 +175,15 @@ def _insert_lead_statement(dialect: str) -> Any:
 
 
 _INSERT_SUBMISSION = insert(Submission.__table__).returning(Submission.__table__.c.id)
-_INSERT_CONSENT = insert(Consent.__table__)
+_CONSENT_COLUMNS = ("lead_id", "submission_id", "purpose", "version", "granted", "source", "created_at")
+
+
+@lru_cache(maxsize=4)
+def _insert_consents(rows: int) -> Any:
+    """One INSERT of `rows` consents (an executemany is a round trip per row on PostgreSQL), built once per size."""
+    return insert(Consent.__table__).values(
+        [{name: bindparam(f"{name}_{row}") for name in _CONSENT_COLUMNS} for row in range(rows)]
+    )
 
 
 def _attach(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
@@ -350,8 +358,10 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         if given
     ]
     if consents:
-        # One multi-row INSERT: an executemany is a round trip per row on PostgreSQL.
-        conn.execute(_INSERT_CONSENT.values(consents))
+        conn.execute(
+            _insert_consents(len(consents)),
+            {f"{name}_{row}": values[name] for row, values in enumerate(consents) for name in _CONSENT_COLUMNS},
+        )
     log.info("lead %s captured on %s (new=%s, consented=%s)", lead.id, signup.landing_slug, created, signup.consented)
     signals.lead_captured.send(
         current_app._get_current_object(),

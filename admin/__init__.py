@@ -44,17 +44,17 @@ def init_app(app: Flask) -> None:
     register_composer(app, "test", compose_test_delivery)
 
     @app.before_request
-    def _refuse_nul() -> Response | None:
+    def _admin_paths() -> Response | None:
+        # One hook, one look at the path: every public page passes through here too.
+        path = request.path
+        if not path.startswith("/admin"):
+            return None
         # PostgreSQL refuses NUL in text: a pasted value holding one must be a 400, never a failed query.
-        if request.path.startswith("/admin/") and request.endpoint not in PUBLIC_ENDPOINTS and _holds_nul():
+        if path.startswith("/admin/") and request.endpoint not in PUBLIC_ENDPOINTS and _holds_nul():
             message = "A value you sent holds a NUL character (often from pasted text). Remove it and try again."
             return Response(render_template("errors/error.html", title="Bad request", message=message, code=400), 400)
-        return None
-
-    @app.before_request
-    def _guard_other_admin_pages() -> Response | None:
         # Screens other packages mount under /admin (e.g. webhooks) need a login too.
-        if request.blueprint != "admin" and (request.path == "/admin" or request.path.startswith("/admin/")):
+        if request.blueprint != "admin" and (path == "/admin" or path.startswith("/admin/")):
             return guard_admin_path()
         return None
 

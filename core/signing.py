@@ -155,24 +155,27 @@ def csrf_token(secret_key: str | bytes | None = None, field_name: str | None = N
     The raw secret lives in the visitor's own session (a new random one for a new session) and the signed token
     is kept in `g`, so nothing is shared between two requests, let alone two visitors.
     """
-    config = current_app.config
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
     if secret_key is None:
-        secret_key = config.get("WTF_CSRF_SECRET_KEY", current_app.secret_key)
+        secret_key = config.get("WTF_CSRF_SECRET_KEY", app.secret_key)
     if field_name is None:
         field_name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     if secret_key is None or field_name is None:
         raise RuntimeError("A secret key and a field name are required to use CSRF.")
-    if field_name not in g:
+    # The objects behind the proxies, looked up once: this runs on every landing page view.
+    request_g, visitor = g._get_current_object(), session._get_current_object()  # type: ignore[attr-defined]
+    if field_name not in request_g:
         signer = timed_serializer(secret_key, CSRF_SALT)
-        if field_name not in session:
-            session[field_name] = secrets.token_hex(20)
+        if field_name not in visitor:
+            visitor[field_name] = secrets.token_hex(20)
         try:
-            token = signer.dumps(session[field_name])
+            token = signer.dumps(visitor[field_name])
         except TypeError:
-            session[field_name] = secrets.token_hex(20)
-            token = signer.dumps(session[field_name])
-        setattr(g, field_name, token)
-    return g.get(field_name)
+            visitor[field_name] = secrets.token_hex(20)
+            token = signer.dumps(visitor[field_name])
+        setattr(request_g, field_name, token)
+    return request_g.get(field_name)
 
 
 class FormCSRF(_FlaskFormCSRF):

@@ -93,6 +93,38 @@ def insert_rows(
     return inserted
 
 
+def update_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, key: str = "id") -> None:
+    """Set each row's values on the row whose `key` column matches (all rows with the same keys), per chunk.
+
+    On PostgreSQL a chunk is one statement reading a JSON document (see insert_rows); on SQLite, in process, an
+    executemany of one prepared statement.
+    """
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != key]
+    if _on_postgresql(session):
+        statement = _recordset_update(session, table, key, names)
+        for chunk in chunked(rows, PG_CHUNK):
+            session.execute(statement, {"rows": json.dumps([{k: _json_value(v) for k, v in r.items()} for r in chunk])})
+        return
+    statement = (
+        table.update().where(table.c[key] == bindparam("_key")).values({name: bindparam(name) for name in names})
+    )
+    for chunk in chunked(rows):
+        session.execute(statement, [{**{name: row[name] for name in names}, "_key": row[key]} for row in chunk])
+
+
+def _recordset_update(session: Session, table: Table, key: str, names: list[str]) -> Any:
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    types = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in [key, *names])
+    assignments = ", ".join(f"{quote(name)} = x.{quote(name)}" for name in names)
+    return text(
+        f"UPDATE {quote(table.name)} SET {assignments} FROM json_to_recordset(CAST(:rows AS json)) AS x({types}) "
+        f"WHERE {quote(table.name)}.{quote(key)} = x.{quote(key)}"
+    )
+
+
 def _json_value(value: Any) -> Any:
     # Columns hold naive UTC (core.columns.UTCDateTime): convert as its bind step would.
     if isinstance(value, datetime):

@@ -19,11 +19,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from core.clock import now
-from core.db import among, chunked, insert_rows
+from core.db import among, chunked, insert_rows, update_rows
 from leads.models import Lead
 from mailer.models import Delivery, ProviderEvent
 from mailer.suppression import Suppressing, suppress_many
@@ -245,6 +245,21 @@ def _find_deliveries(session: Session, events: list[Event]) -> dict[str, Any]:
     return matches
 
 
+# What an event may change on its delivery (_apply).
+EVENT_COLUMNS = (
+    "state",
+    "sent_at",
+    "delivered_at",
+    "opened_at",
+    "open_count",
+    "clicked_at",
+    "click_count",
+    "bounced_at",
+    "unsubscribed_at",
+    "error",
+)
+
+
 def _is_blocked(event: Event) -> bool:
     return str(event.data.get("type") or "").strip().lower() == "blocked"
 
@@ -351,11 +366,19 @@ def process(session: Session, events: list[dict[str, Any]]) -> dict[str, int]:
     batch = [event for event in fresh.values() if event.key in stored]
     counts["stored"] = len(batch)
     counts["duplicate"] += len(fresh) - len(batch)
+    touched = {d.id: d for d in (deliveries[event.key] for event in batch) if d is not None}
     for event in batch:
         if deliveries[event.key] is not None:
             _apply(event, deliveries[event.key])
-    # Every delivery written once, before the suppressions' queries would flush them again and again.
-    session.flush()
+    # Every changed delivery written once, in bulk (set-based on PostgreSQL), not through the ORM's flush.
+    changed = [d for d in touched.values() if inspect(d).modified]
+    for delivery in changed:
+        session.expunge(delivery)
+    update_rows(
+        session,
+        Delivery.__table__,
+        [{"id": d.id, **{name: getattr(d, name) for name in EVENT_COLUMNS}, "updated_at": received} for d in changed],
+    )
     # In bulk too: one at a time, 10,000 bounces took 6 s on SQLite and 11 s on PostgreSQL.
     suppress_many(session, _suppressions(session, batch, deliveries), "provider")
     return counts

@@ -8,14 +8,14 @@ from flask_login import current_user
 from admin.blueprint import bp
 from admin.charts import daily_svg, funnel_svg
 from admin.forms import ActionForm
-from admin.queries import dashboard as dashboard_figures
+from admin.snapshots import PERIODS
+from admin.snapshots import dashboard as dashboard_figures
 from core.clock import now
 from core.db import db
 from mailer.ledger import clear_auth_failure
 from studio.registry import registry
 
-PERIODS = (7, 30, 90)
-# Who confirms that an email was delivered, per MAIL_BACKEND (see admin.queries.dashboard).
+# Who confirms that an email was delivered, per MAIL_BACKEND (see admin.queries.dashboard_figures).
 DELIVERED_BY = {
     "sendgrid": "SendGrid's delivered events",
     "outbox": "the outbox (an email counts once written)",
@@ -35,9 +35,7 @@ def dashboard() -> str:
     campaign = request.args.get("campaign", "")
     campaign = campaign if campaign in slugs else ""
     cache_seconds = float(current_app.config["DASHBOARD_CACHE_SECONDS"])
-    figures = dashboard_figures(
-        db.session, days, campaign, now(), current_app.config["CLINIC_TIMEZONE"], cache_seconds=cache_seconds
-    )
+    figures = dashboard_figures(days, campaign, now(), current_app.config["CLINIC_TIMEZONE"], cache_seconds)
     scope = f" for {campaign}" if campaign else ""
     return render_template(
         "admin/dashboard.html",

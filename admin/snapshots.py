@@ -50,7 +50,7 @@ def _snapshot_for_view(key: Key, moment: datetime, interval: timedelta) -> Dashb
     row = db.session.get(DashboardSnapshot, key)
     figures = _decode(row) if row is not None else None
     if row is None or figures is None or moment - row.computed_at >= INLINE_AFTER * interval:
-        return refresh(key, requested=moment)
+        return refresh(key, requested=moment)  # and the worker keeps it fresh from now on
     if row.requested_at is None or row.requested_at <= moment - NOTE_EVERY:
         # Once a minute at most, so a busy dashboard does not write on every view.
         with db.write_transaction() as s:
@@ -83,7 +83,6 @@ def refresh_due() -> int:
         _requested >= moment - REQUESTED_WITHIN, DashboardSnapshot.computed_at <= moment - timedelta(seconds=seconds)
     )
     keys = [tuple(k) for k in db.session.execute(due.order_by(DashboardSnapshot.computed_at))]
-    db.session.commit()
     for key in keys:
         refresh(key)
     return len(keys)

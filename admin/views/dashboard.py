@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from admin import snapshots
 from admin.blueprint import bp
 from admin.charts import daily_svg, funnel_svg
 from admin.forms import ActionForm
-from admin.snapshots import PERIODS
-from admin.snapshots import dashboard as dashboard_figures
 from core.clock import now
 from core.db import db
 from mailer.ledger import clear_auth_failure
@@ -30,17 +29,17 @@ def dashboard() -> str:
         days = int(request.args.get("days", 30))
     except ValueError:
         days = 30
-    days = days if days in PERIODS else 30
+    days = days if days in snapshots.PERIODS else 30
     slugs = [c.slug for c in registry().all()]
     campaign = request.args.get("campaign", "")
     campaign = campaign if campaign in slugs else ""
     cache_seconds = float(current_app.config["DASHBOARD_CACHE_SECONDS"])
-    figures = dashboard_figures(days, campaign, now(), current_app.config["CLINIC_TIMEZONE"], cache_seconds)
+    figures = snapshots.dashboard(days, campaign, now(), current_app.config["CLINIC_TIMEZONE"], cache_seconds)
     scope = f" for {campaign}" if campaign else ""
     return render_template(
         "admin/dashboard.html",
         figures=figures,
-        periods=PERIODS,
+        periods=snapshots.PERIODS,
         slugs=slugs,
         funnel_chart=funnel_svg(figures.funnel, f"Funnel, last {days} days{scope}"),
         action_form=ActionForm(),

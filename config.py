@@ -76,7 +76,8 @@ class Config:
         # How often each process asks the database whether a campaign was published (one tiny query).
         self.CONTENT_REFRESH_SECONDS = e.number("CONTENT_REFRESH_SECONDS", default=2.0)
         self.BLOG_DIR = e.get("BLOG_DIR", str(BASE_DIR / "content" / "blog"))
-        # The dashboard's figures read up to a million leads: each process reuses them this long (0: never).
+        # The dashboard's figures read up to a million leads: stored for every process (admin.snapshots), the
+        # nurture worker recomputes those in use once they are this old (0: every view computes them).
         self.DASHBOARD_CACHE_SECONDS = e.number("DASHBOARD_CACHE_SECONDS", default=60.0)
         self.DEFAULT_PHONE_REGION = e.get("DEFAULT_PHONE_REGION", "US").upper()
         # The brand in emails (site settings move into the admin later): a logo image and one colour.
@@ -163,5 +164,5 @@ class TestConfig(Config):
         # (tests/studio checks that the shipped ones validate).
         self.CAMPAIGNS_DIR = str(BASE_DIR / "tests" / "fixtures" / "campaigns")
         self.BLOG_DIR = str(BASE_DIR / "tests" / "fixtures" / "blog")
-        # Tests compare the dashboard with what they just stored; the cache has its own test.
+        # Tests compare the dashboard with what they just stored; the snapshots have their own tests.
         self.DASHBOARD_CACHE_SECONDS = 0.0

@@ -7,7 +7,7 @@ import hmac
 from flask import Flask, render_template, request
 from werkzeug.wrappers import Response
 
-from admin import cli, export, views  # noqa: F401 - importing the views registers their routes
+from admin import cli, export, snapshots, views  # noqa: F401 - importing the views registers their routes
 from admin.blueprint import PUBLIC_ENDPOINTS, bp, endpoint_for_path, guard_admin_path, has_endpoint
 from admin.composers import compose_test_delivery
 from admin.models import User
@@ -15,6 +15,7 @@ from core.db import db
 from core.extensions import login_manager
 from leads.cli import leads_cli
 from mailer.base import register_composer
+from nurture import register_worker_job
 
 
 @login_manager.user_loader
@@ -36,12 +37,15 @@ def _holds_nul() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    """Register the admin blueprint, the `flask users` and `flask demo` commands and the test-send composer."""
+    """Register the admin blueprint, the `flask users`, `flask demo` and `flask dashboard` commands, the test-send
+    composer and the worker's refresh of the dashboard's snapshots."""
     app.register_blueprint(bp)
     app.cli.add_command(cli.users_cli)
     app.cli.add_command(cli.demo_cli)
+    app.cli.add_command(cli.dashboard_cli)
     export.register(leads_cli)
     register_composer(app, "test", compose_test_delivery)
+    register_worker_job(app, "dashboard-snapshots", snapshots.CHECK_SECONDS, snapshots.refresh_due)
 
     @app.before_request
     def _admin_paths() -> Response | None:

@@ -1,4 +1,5 @@
-"""`flask users ...` (staff accounts) and `flask demo ...` (first-run setup, sample data)."""
+"""`flask users ...` (staff accounts), `flask demo ...` (first-run setup, sample data) and `flask dashboard ...`
+(the dashboard's stored figures)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from admin import snapshots
 from admin.models import ROLES, User
 from admin.seed import seed
 from admin.services import demo_setup
@@ -19,9 +21,11 @@ from core.db import db
 from mailer.health import setting_problems
 from studio.definitions import shown_path
 from studio.registry import registry
+from studio.settings import refresh as refresh_settings
 
 users_cli = AppGroup("users", help="Staff accounts for /admin.")
 demo_cli = AppGroup("demo", help="First-run setup and sample data.")
+dashboard_cli = AppGroup("dashboard", help="The dashboard's figures, stored for every process.")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -137,3 +141,23 @@ def demo_seed_command(count: int, days: int, random_seed: int | None) -> None:
     totals = seed(count, days=days, random_seed=random_seed, progress=lambda line: click.echo(line, err=True))
     took = time.perf_counter() - started
     click.echo(", ".join(f"{v:,} {k}" for k, v in totals.items()) + f" in {took:.1f}s")
+
+
+@dashboard_cli.command("refresh")
+@click.option("--campaign", "campaigns", multiple=True, help="Also this campaign's periods (repeatable).")
+def dashboard_refresh(campaigns: tuple[str, ...]) -> None:
+    """Recompute the dashboard's figures now: every stored snapshot, and each period for all campaigns (and every
+    --campaign) in the clinic's time zone. The nurture worker does this on its own for the figures in use."""
+    refresh_settings()  # a time zone saved in the admin counts
+    known = {c.slug for c in registry().all()}
+    for slug in campaigns:
+        if slug not in known:
+            raise click.BadParameter(f"no campaign {slug!r} (known: {', '.join(sorted(known)) or 'none'})")
+    tz = current_app.config["CLINIC_TIMEZONE"]
+    wanted = [(days, slug, tz) for slug in ("", *campaigns) for days in snapshots.PERIODS]
+    for key in dict.fromkeys([*snapshots.stored_keys(), *wanted]):
+        started = time.perf_counter()
+        snapshots.refresh(key)
+        days, slug, zone = key
+        took = (time.perf_counter() - started) * 1000
+        click.echo(f"{days} days, {slug or 'all campaigns'}, {zone}: {took:,.0f} ms")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Index, String, text
+from sqlalchemy import JSON, Boolean, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 # Registers the leads search index, built with the leads table (its after_create event).
@@ -58,6 +59,24 @@ class User(UserMixin, Base):
     def is_admin(self) -> bool:
         """Admins may erase leads and manage users."""
         return self.role == "admin"
+
+
+class DashboardSnapshot(Base):
+    """The dashboard's figures for one period, campaign and time zone, shared by every process (admin.snapshots).
+
+    Counts only (no lead's data), without the alerts, which each view reads afresh.
+    """
+
+    __tablename__ = "dashboard_snapshots"
+
+    days: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" for every campaign
+    timezone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The last view of these figures (written at most once a minute; None: computed by hand, never viewed).
+    # The worker keeps recently viewed ones fresh.
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 def _admin_indexes() -> None:

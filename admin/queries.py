@@ -419,12 +419,8 @@ class Dashboard:
     top_sources_booked: list[tuple[str, int, int]]
     top_campaigns: list[tuple[str, int, int]]
     top_campaigns_booked: list[tuple[str, int, int]]
-    alerts: list[dict[str, str]]
-    as_of: datetime | None = None  # when the figures were computed, if they were reused from the cache
-
-
-# (database, days, campaign, time zone) -> the figures without alerts; per process, see DASHBOARD_CACHE_SECONDS.
-_CACHE: dict[tuple[str, int, str, str], Dashboard] = {}
+    alerts: list[dict[str, str]] = field(default_factory=list)
+    as_of: datetime | None = None  # when the figures were computed, if they were read from a snapshot
 
 
 def _page_views(session: Session, start_day: date, end_day: date, campaign: str) -> tuple[int, int]:
@@ -440,26 +436,9 @@ def _page_views(session: Session, start_day: date, end_day: date, campaign: str)
     return int(session.scalar(views) or 0), int(session.scalar(blog) or 0)
 
 
-def dashboard(
-    session: Session, days: int, campaign: str, moment: datetime, tz: str, cache_seconds: float = 0.0
-) -> Dashboard:
-    """The period's figures, reused for up to `cache_seconds` (then `as_of` says when they were computed);
-    the alerts are always read afresh."""
-    key = (session.get_bind().url.render_as_string(), days, campaign, tz)
-    cached = _CACHE.get(key)
-    if cached is not None and 0 <= (moment - cached.end).total_seconds() < cache_seconds:
-        return replace(
-            cached, as_of=cached.end, alerts=alerts(session, local_day_start(cached.per_day[0][0], tz), moment)
-        )
-    figures = _dashboard(session, days, campaign, moment, tz)
-    if cache_seconds > 0:
-        _CACHE[key] = figures
-        figures = replace(figures, as_of=moment)
-    return figures
-
-
-def _dashboard(session: Session, days: int, campaign: str, moment: datetime, tz: str) -> Dashboard:
-    """The funnel for leads who signed up in the last `days` days (cohort: booked counts those leads now booked)."""
+def dashboard_figures(session: Session, days: int, campaign: str, moment: datetime, tz: str) -> Dashboard:
+    """The funnel for leads who signed up in the last `days` days (cohort: booked counts those leads now booked),
+    without the alerts. Reads every lead of the period: admin.snapshots keeps it off the request path."""
     zone = ZoneInfo(tz)
     today = moment.astimezone(zone).date()
     first_day = today - timedelta(days=days - 1)
@@ -521,7 +500,6 @@ def _dashboard(session: Session, days: int, campaign: str, moment: datetime, tz:
         top_sources_booked=_top(top_sources, 2),
         top_campaigns=_top(top_campaigns, 1),
         top_campaigns_booked=_top(top_campaigns, 2),
-        alerts=alerts(session, start, moment),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 
 from mailer.base import register_composer
@@ -20,3 +22,9 @@ def init_app(app: Flask) -> None:
     checks = app.extensions.setdefault("health_checks", {})
     checks["worker"] = health.worker_probe
     checks["provider"] = health.provider_probe
+
+
+def register_worker_job(app: Flask, job_id: str, seconds: float, job: Callable[[], object]) -> None:
+    """Have `flask nurture run` call `job` (in an app context) every `seconds`, beside the ticks: in a thread of its
+    own, so a slow job never holds up sending (work as light as a tick's belongs in app.extensions["tick_tasks"])."""
+    app.extensions.setdefault("worker_jobs", {})[job_id] = (seconds, job)

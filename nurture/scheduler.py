@@ -61,6 +61,19 @@ class TickLog:
             self.last_line, self.quiet_ticks = self.clock(), 0
 
 
+def _in_context(app: Flask, job_id: str, work: Callable[[], object]) -> Callable[[], None]:
+    """A registered job run in an app context; its failure is logged and the next run tries again."""
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                work()
+            except Exception as exc:  # noqa: BLE001 - the worker outlives one failed run (database restart...)
+                log.error("job %s failed: %s", job_id, type(exc).__name__)
+
+    return run
+
+
 def run_worker(app: Flask) -> None:
     """Tick every NURTURE_TICK_SECONDS, and at once when woken, until SIGTERM or SIGINT (after the batch in flight)."""
     seconds = float(app.config["NURTURE_TICK_SECONDS"])
@@ -80,7 +93,14 @@ def run_worker(app: Flask) -> None:
     # Our own lines say what happened; APScheduler's two lines per run would only repeat it.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("apscheduler.scheduler").addFilter(_SkipOverlapNotice())
-    scheduler = BlockingScheduler(timezone=UTC, executors={"default": {"type": "threadpool", "max_workers": 1}})
+    scheduler = BlockingScheduler(
+        timezone=UTC,
+        executors={
+            "default": {"type": "threadpool", "max_workers": 1},
+            # Other packages' jobs (nurture.register_worker_job) take turns in a thread of their own.
+            "jobs": {"type": "threadpool", "max_workers": 1},
+        },
+    )
     scheduler.add_job(
         job,
         "interval",
@@ -92,6 +112,19 @@ def run_worker(app: Flask) -> None:
         # A run later than one interval is dropped: the next tick, moments away, does the same work.
         misfire_grace_time=max(1, int(seconds)),
     )
+
+    for job_id, (every, work) in app.extensions.get("worker_jobs", {}).items():
+        scheduler.add_job(
+            _in_context(app, job_id, work),
+            "interval",
+            seconds=every,
+            id=job_id,
+            executor="jobs",
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, int(every)),
+        )
 
     # A wake-up adds a one-off run of the same job. The executor has one thread, so it waits for a tick in
     # flight instead of overlapping it; while one wake-up run is still queued, further wake-ups add nothing.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -13,16 +12,14 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app import load_models
 from config import TestConfig
 from core.clock import FrozenClock
-from core.db import Base, make_engine, normalize_url
+from core.db import Base, make_engine
 from tests.support import factories
 from tests.support.database import fresh_app
-from tests.support.postgres import pass_note
+from tests.support.postgres import create_database, drop_database, pass_note
 from tests.support.staff import Staff, login
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -53,25 +50,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reporter.write_line(f"{skipped} | {pass_note()}")
 
 
-def _create_pg_database(base_url: str) -> tuple[str, str]:
-    """Make a throwaway database so parallel runs on one server never see each other's rows."""
-    url = make_url(normalize_url(base_url))
-    name = f"{url.database or 'test'}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_pg_database(base_url: str, name: str) -> None:
-    url = make_url(normalize_url(base_url))
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database with the schema, once per backend for the whole run."""
@@ -80,13 +58,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
         name = None
     else:
-        url, name = _create_pg_database(os.environ["TEST_DATABASE_URL"])
+        url, name = create_database(os.environ["TEST_DATABASE_URL"])
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     engine.dispose()
     yield url
     if name:
-        _drop_pg_database(os.environ["TEST_DATABASE_URL"], name)
+        drop_database(os.environ["TEST_DATABASE_URL"], name)
 
 
 @pytest.fixture

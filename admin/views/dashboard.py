@@ -5,17 +5,16 @@ from __future__ import annotations
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from admin import snapshots
 from admin.blueprint import bp
 from admin.charts import daily_svg, funnel_svg
 from admin.forms import ActionForm
-from admin.queries import dashboard as dashboard_figures
 from core.clock import now
 from core.db import db
 from mailer.ledger import clear_auth_failure
 from studio.registry import registry
 
-PERIODS = (7, 30, 90)
-# Who confirms that an email was delivered, per MAIL_BACKEND (see admin.queries.dashboard).
+# Who confirms that an email was delivered, per MAIL_BACKEND (see admin.queries.dashboard_figures).
 DELIVERED_BY = {
     "sendgrid": "SendGrid's delivered events",
     "outbox": "the outbox (an email counts once written)",
@@ -30,19 +29,17 @@ def dashboard() -> str:
         days = int(request.args.get("days", 30))
     except ValueError:
         days = 30
-    days = days if days in PERIODS else 30
+    days = days if days in snapshots.PERIODS else 30
     slugs = [c.slug for c in registry().all()]
     campaign = request.args.get("campaign", "")
     campaign = campaign if campaign in slugs else ""
     cache_seconds = float(current_app.config["DASHBOARD_CACHE_SECONDS"])
-    figures = dashboard_figures(
-        db.session, days, campaign, now(), current_app.config["CLINIC_TIMEZONE"], cache_seconds=cache_seconds
-    )
+    figures = snapshots.dashboard(days, campaign, now(), current_app.config["CLINIC_TIMEZONE"], cache_seconds)
     scope = f" for {campaign}" if campaign else ""
     return render_template(
         "admin/dashboard.html",
         figures=figures,
-        periods=PERIODS,
+        periods=snapshots.PERIODS,
         slugs=slugs,
         funnel_chart=funnel_svg(figures.funnel, f"Funnel, last {days} days{scope}"),
         action_form=ActionForm(),

@@ -121,9 +121,7 @@ def _inside_attributes(html: str, marker: str) -> bool:
     return True
 
 
-def step_template(
-    campaign: Any, step: Any, context: Mapping[str, Any], reason: str, where: str
-) -> StepTemplate | None:
+def step_template(campaign: Any, step: Any, context: Mapping[str, Any], reason: str, where: str) -> StepTemplate | None:
     """The cached rendering of a step for this context (names aside); None when it must be rendered per lead."""
     if current_app.jinja_env.auto_reload:
         return None  # the layout may change on disk

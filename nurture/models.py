@@ -12,6 +12,8 @@ from core.columns import BigId, UTCDateTime
 from core.db import Base
 
 ENROLLMENT_STATES = ("pending", "active", "completed", "exited")
+
+
 class Enrollment(Base):
     """A lead's place in one campaign's sequence."""
 

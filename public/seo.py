@@ -47,6 +47,4 @@ def clinic_jsonld(campaign: Campaign) -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     """Expose the helpers to templates."""
-    app.jinja_env.globals.update(
-        canonical_url=canonical_url, absolute_url=absolute_url, clinic_jsonld=clinic_jsonld
-    )
+    app.jinja_env.globals.update(canonical_url=canonical_url, absolute_url=absolute_url, clinic_jsonld=clinic_jsonld)

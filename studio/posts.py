@@ -154,9 +154,7 @@ def _image(
         problems.append(Problem("image.alt", "is required (describe the picture; empty quotes if decorative)"))
     if uploaded is not None:
         # An uploaded picture knows its own shape; a size given anyway must still be sensible.
-        value = {"width": uploaded.width, "height": uploaded.height} | {
-            k: v for k, v in value.items() if v is not None
-        }
+        value = {"width": uploaded.width, "height": uploaded.height} | {k: v for k, v in value.items() if v is not None}
     for key in ("width", "height"):
         size = value.get(key)
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4000:

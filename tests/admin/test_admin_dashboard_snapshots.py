@@ -194,7 +194,7 @@ def test_the_migration_upgrades_and_downgrades(backend, tmp_path):
         cfg = alembic_config()
         with migrating(engine) as conn:
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0009_admin_search")
+            command.downgrade(cfg, "0010_lean_indexes")
         assert "dashboard_snapshots" not in inspect(engine).get_table_names()
         upgrade(engine)
         assert "dashboard_snapshots" in inspect(engine).get_table_names()

@@ -57,7 +57,7 @@ def test_saved_settings_show_on_pages_and_in_email_footers_and_are_audited(app, 
     )
     assert "Settings saved" in done.get_data(as_text=True)
     home = client.get("/").get_data(as_text=True)
-    assert "<h1 id=\"home-title\">Hair restoration and joint care</h1>" in home
+    assert '<h1 id="home-title">Hair restoration and joint care</h1>' in home
     assert "Two kinds of care, one clinic." in home
     assert "9 Elm St, Boulder" in home
     assert "General information only; a clinician decides what suits you." in home

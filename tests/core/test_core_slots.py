@@ -7,7 +7,7 @@ from core.slots import Markers
 
 def test_each_slot_gets_its_value_and_the_rest_stays_byte_for_byte():
     markers = Markers(("name", "link"))
-    rendered = f"<p>Hi {markers['name']},</p><a href=\"{markers['link']}\">stop</a> {markers['name']}"
+    rendered = f'<p>Hi {markers["name"]},</p><a href="{markers["link"]}">stop</a> {markers["name"]}'
     slots = markers.cut(rendered)
     filled = slots.fill({"name": "Ana", "link": "https://x.example/u/1"})
     assert filled == '<p>Hi Ana,</p><a href="https://x.example/u/1">stop</a> Ana'

@@ -1,7 +1,7 @@
 """The dashboard's figures kept in the database, shared by every process and refreshed by the nurture worker
 
-Revision ID: 0100_dash_snapshot
-Revises: 0009_admin_search
+Revision ID: 0011_dash_snapshot
+Revises: 0010_lean_indexes
 Create Date: 2026-11-29 15:00:00
 
 A new table only: nothing is copied, so SQLite's batch mode (and the foreign keys core.db.migrating switches
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0100_dash_snapshot"
-down_revision = "0009_admin_search"
+revision = "0011_dash_snapshot"
+down_revision = "0010_lean_indexes"
 branch_labels = None
 depends_on = None
 

@@ -127,6 +127,12 @@ def post_version(session: Session, record: PostRecord, number: int | None) -> Po
     return session.scalar(select(PostVersion).where(PostVersion.post_id == record.id, PostVersion.number == number))
 
 
+def draft_changed(session: Session, record: PostRecord) -> bool:
+    """The draft differs from the newest published version (the scheduled one, else the live one)."""
+    newest = post_version(session, record, record.scheduled_version or record.live_version)
+    return newest is not None and normalized_post(newest.document) != normalized_post(record.draft)
+
+
 def new_post_document(slug: str, title: str, moment: datetime) -> PostDocument:
     """A new post's starting draft."""
     return {

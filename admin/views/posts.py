@@ -140,6 +140,9 @@ def state(record: PostRecord) -> str:
         parts.append(f"live (version {live})")
     if record.scheduled_version is not None and record.scheduled_at is not None and record.scheduled_at > now():
         parts.append(f"version {record.scheduled_version} scheduled for {local_text(record.scheduled_at)}")
+    if parts and post_services.draft_changed(db.session, record):
+        # Saved is not published: say so where the marketer looks, as the campaigns list does.
+        parts.append("unpublished changes in the draft")
     return ", ".join(parts) or "draft, not on the site"
 
 

@@ -144,3 +144,16 @@ def test_two_people_saving_the_same_draft_get_a_conflict(staff):
 def test_signed_out_visitors_cannot_reach_the_posts_screens(client):
     assert client.get("/admin/posts").status_code == 302
     assert client.post("/admin/posts/x/unpublish").status_code in (302, 400)
+
+
+def test_the_list_and_the_editor_say_when_saved_changes_are_not_published_yet(staff, client):
+    write_valid(staff)
+    staff.post("/admin/posts/knee-pain-in-winter/publish", {"when": "now"}, follow_redirects=True)
+    assert "unpublished changes" not in staff.get("/admin/posts").get_data(as_text=True)
+    save(staff, "knee-pain-in-winter", title="Knee pain when it is cold")
+    assert "live (version 1), unpublished changes in the draft" in staff.get("/admin/posts").get_data(as_text=True)
+    editor = staff.get("/admin/posts/knee-pain-in-winter").get_data(as_text=True)
+    assert "unpublished changes in the draft" in editor
+    assert "Knee pain in winter" in client.get("/blog/knee-pain-in-winter").get_data(as_text=True)
+    staff.post("/admin/posts/knee-pain-in-winter/publish", {"when": "now"}, follow_redirects=True)
+    assert "unpublished changes" not in staff.get("/admin/posts").get_data(as_text=True)

@@ -17,7 +17,7 @@ import yaml
 from markupsafe import Markup
 
 from core.frontmatter import FrontMatterError, split
-from core.markdown import render
+from core.markdown import MEDIA_PREFIX, media_images, render
 from studio.document import Problem
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -25,9 +25,6 @@ KNOWN_FIELDS = ("title", "description", "date", "author", "tags", "image", "trea
 IMAGE_FIELDS = frozenset({"src", "alt", "width", "height"})
 WORDS_PER_MINUTE = 220
 DEFAULT_TREATMENT = "stem-cell-therapy"
-# An image uploaded in the admin is named `media:<key>` (stored in the database); others are paths under static/.
-MEDIA_PREFIX = "media:"
-
 PostDocument = dict[str, Any]
 
 
@@ -200,6 +197,9 @@ def validate_post(
     if not isinstance(body, str) or not body.strip():
         problems.append(Problem("body", "the post has no text"))
         body = ""
+    for key in media_images(body):
+        if media is not None and key not in media:
+            problems.append(Problem("body", f"no uploaded image {MEDIA_PREFIX + key!r} (upload it under Images)"))
     if problems or published is None:
         return None, problems
     return (
@@ -210,7 +210,7 @@ def validate_post(
             date=published,
             author=author,
             tags=tags,
-            html=render(body),
+            html=render(body, media),
             words=len(body.split()),
             image=image,
             treatment=str(treatment),

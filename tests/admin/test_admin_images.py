@@ -3,6 +3,7 @@ year's cache and an ETag; a bad file is refused in words and nothing is stored."
 
 from __future__ import annotations
 
+import html as html_lib
 import io
 import re
 
@@ -13,6 +14,8 @@ from sqlalchemy import func, select
 from core.db import db
 from studio import post_services
 from studio.models import MediaImage, MediaVariant
+from tests.admin.test_admin_posts import save, write_valid
+from tests.support.forms import field_error
 
 
 def png(width: int = 1200, height: int = 800, exif: bool = False, kind: str = "PNG") -> bytes:
@@ -116,3 +119,30 @@ def test_a_post_shows_an_uploaded_picture_with_srcset(app, staff, client):
     assert f'srcset="/media/{key}-480.png 480w, /media/{key}-960.png 960w, /media/{key}-1200.png 1200w"' in img
     assert 'width="1200" height="800"' in img
     assert client.get(f"/media/{key}-960.png").status_code == 200
+
+
+def test_an_uploaded_picture_in_a_posts_text_is_served_in_its_sizes(staff, client):
+    page = upload(staff, png(), name="knee.png", alt="A knee brace").get_data(as_text=True)
+    key = re.search(r"use media:([0-9a-f]+) as a post", page).group(1)
+    assert f"![A knee brace](media:{key})" in staff.get("/admin/images").get_data(as_text=True)
+    write_valid(staff)
+    body = f"## Why\n\nCold stiffens the joint.\n\n![A brace that helps](media:{key})\n"
+    saved = save(staff, "knee-pain-in-winter", body=body).get_data(as_text=True)
+    assert field_error(saved, "body") is None
+    staff.post("/admin/posts/knee-pain-in-winter/publish", {"when": "now"}, follow_redirects=True)
+    html = client.get("/blog/knee-pain-in-winter").get_data(as_text=True)
+    img = re.search(r'<img src="/media/[^>]*alt="A brace that helps"[^>]*>', html).group(0)
+    assert f"/media/{key}-480." in img
+    assert "srcset=" in img
+    assert 'width="1200" height="800"' in img
+    assert client.get(re.search(r'src="([^"]+)"', img).group(1)).status_code == 200
+
+
+def test_a_posts_text_naming_a_picture_not_uploaded_is_refused_beside_the_text(staff, client):
+    write_valid(staff)
+    saved = save(staff, "knee-pain-in-winter", body="Text.\n\n![Gone](media:0000dead)\n").get_data(as_text=True)
+    assert (
+        html_lib.unescape(field_error(saved, "body")) == "no uploaded image 'media:0000dead' (upload it under Images)"
+    )
+    refused = staff.post("/admin/posts/knee-pain-in-winter/publish", {"when": "now"}, follow_redirects=True)
+    assert "Not published" in refused.get_data(as_text=True)

@@ -14,14 +14,15 @@ from core.clock import now
 from core.db import db
 from core.extensions import limiter
 from core.formatting import next_business_day
+from core.markdown import media_images, rewrite_blog_links
 from core.markdown import render as render_markdown
-from core.markdown import rewrite_blog_links
 from core.signing import csrf_token
 from core.slots import Markers, Slots
 from leads import experiments, services
 from leads.forms import SignupForm, capped, looks_like_a_bot, plain_signup, seconds_since, sign_started
 from leads.models import UTM_FIELDS
 from studio.definitions import RESERVED_SLUGS, Campaign
+from studio.media import images_by_key
 from studio.registry import registry
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def _page_html(campaign: Campaign) -> Markup:
     if entry is None or entry[0] is not campaign:
         # `blog:<slug>` links work on pages as in emails: they become the post's address on this site.
         markdown = rewrite_blog_links(campaign.page.markdown, lambda post: f"/blog/{post}")
-        entry = (campaign, render_markdown(markdown))
+        # Uploaded images (`media:<key>`) in their stored sizes; looked up once per loaded campaign, not per view.
+        images = images_by_key(db.session) if media_images(markdown) else None
+        entry = (campaign, render_markdown(markdown, images))
         cache[campaign.slug] = entry
     return entry[1]
 

@@ -13,7 +13,7 @@ from datetime import time
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.markdown import POST_SLUG_RE, blog_links
+from core.markdown import MEDIA_PREFIX, POST_SLUG_RE, blog_links, media_images
 from core.vocabulary import DEFAULT_EXIT_STATUSES, INTERESTS, STATUSES
 from studio.definitions import (
     RESERVED_SLUGS,
@@ -305,14 +305,31 @@ def _blog_problems(where: str, markdown: str, posts: set[str] | None) -> list[Pr
     return problems
 
 
+def _media_problems(where: str, markdown: str, media: Any, in_email: bool = False) -> list[Problem]:
+    keys = media_images(markdown)
+    if in_email and keys:
+        # An email's pictures would need the site's address and often stay blocked: a post shows them instead.
+        return [Problem(where, "uploaded images show on landing pages and posts, not in emails (link a post)")]
+    if media is None:
+        return []
+    return [
+        Problem(where, f"no uploaded image {MEDIA_PREFIX + key!r} (upload it under Images)")
+        for key in keys
+        if key not in media
+    ]
+
+
 def _render(where: str, markdown: str) -> list[Problem]:
     return [Problem(where, line.split(": ", 1)[1]) for line in render_problems("x", markdown)]
 
 
-def validate_document(document: Document, posts: set[str] | None = None, version: int = 0) -> Checked:
+def validate_document(
+    document: Document, posts: set[str] | None = None, version: int = 0, media: Any = None
+) -> Checked:
     """Check every field of a campaign document; the campaign is built only when nothing is wrong.
 
-    With posts (the published post slugs), every `blog:` link must name one of them.
+    With posts (the published post slugs), every `blog:` link must name one of them; with media (the uploaded
+    images by key), every `media:` image of the page must be one of them.
     """
     problems: list[Problem] = []
     if not isinstance(document, dict):
@@ -348,6 +365,7 @@ def validate_document(document: Document, posts: set[str] | None = None, version
     page_variants = _page_variants(page_raw, problems)
     page_body = str(page_raw["body"] or "")
     problems.extend(_blog_problems("page.body", page_body, posts))
+    problems.extend(_media_problems("page.body", page_body, media))
 
     steps: list[Step] = []
     seen: set[str] = set()
@@ -389,6 +407,7 @@ def validate_document(document: Document, posts: set[str] | None = None, version
         variants = _variants(raw, where, subject, preheader, problems)
         problems.extend(_render(f"{where}.body", body))
         problems.extend(_blog_problems(f"{where}.body", body, posts))
+        problems.extend(_media_problems(f"{where}.body", body, media, in_email=True))
         if len(problems) == before and delay is not None:
             steps.append(
                 Step(

@@ -76,9 +76,16 @@ def posts() -> set[str] | None:
     return published_slugs(db.session)
 
 
+def images() -> dict[str, Any]:
+    """The uploaded images a page's `media:` image may name, by key."""
+    from studio.media import images_by_key  # it builds on this module's audit log
+
+    return images_by_key(db.session)
+
+
 def check(document: Document, version: int = 0) -> Checked:
-    """Check a document against the published posts."""
-    return validate_document(document, posts(), version)
+    """Check a document against the published posts and the uploaded images."""
+    return validate_document(document, posts(), version, images())
 
 
 def record_audit(session: Session, actor: str | None, action: str, subject: str, detail: Any = None) -> None:

@@ -498,7 +498,11 @@ def campaign_draft_page(slug: str) -> Response:
     form = SignupForm(formdata=None).offer(campaign.page.interests)
     form.landing.data = campaign.slug
     body = render_template(
-        "leads/landing.html", campaign=campaign, page_html=render_markdown(markdown), form=form, form_notice=None
+        "leads/landing.html",
+        campaign=campaign,
+        page_html=render_markdown(markdown, services.images()),
+        form=form,
+        form_notice=None,
     )
     return _framed(body, PAGE_PREVIEW_CSP)
 

@@ -3,11 +3,15 @@ preview, publish (never an invalid draft), history and roll back, all with plain
 
 from __future__ import annotations
 
+import io
 import re
 from html import unescape
 
+from PIL import Image
+
 from core.db import db
 from studio import services
+from studio.media import store_image
 from tests.support.forms import parse_forms
 from tests.support.staff import Staff
 
@@ -276,3 +280,41 @@ def test_odd_input_never_answers_500(marketer, app):
     assert "version 77 does not exist" in flashed.get_data(as_text=True)
     assert marketer.post(f"/admin/campaigns/{SLUG}/publish", {"revision": "abc"}).status_code == 302
     assert stored(app, SLUG)["versions"] == 1
+
+
+def _uploaded_image(app) -> str:
+    """Store a picture as the Images screen does; returns its key."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 800), (40, 120, 160)).save(buffer, "PNG")
+    with app.app_context(), db.write_transaction() as session:
+        return store_image(session, buffer.getvalue(), "clinic.png", "Our clinic's treatment room", None).key
+
+
+def test_an_uploaded_picture_on_the_landing_page_is_served_in_its_sizes(marketer, app):
+    key = _uploaded_image(app)
+    _, data = editor(marketer, SLUG)
+    body = data["page.body"][0] + f"\n\n![The treatment room](media:{key})\n"
+    save(marketer, SLUG, data, **{"page.body": body})
+    revision = stored(app, SLUG)["revision"]
+    assert marketer.post(f"/admin/campaigns/{SLUG}/publish", {"revision": str(revision)}).status_code == 302
+    page = marketer.client.get(f"/{SLUG}").get_data(as_text=True)
+    img = re.search(r'<img src="/media/[^>]*alt="The treatment room"[^>]*>', page).group(0)
+    assert f"/media/{key}-480." in img
+    assert 'width="1200" height="800"' in img
+
+
+def test_a_picture_never_uploaded_or_one_in_an_email_is_refused_beside_its_field(marketer, app):
+    _, data = editor(marketer, SLUG)
+    key = _uploaded_image(app)
+    response = save(
+        marketer,
+        SLUG,
+        data,
+        **{
+            "page.body": data["page.body"][0] + "\n\n![Gone](media:0000dead)\n",
+            "steps[0].body": data["steps[0].body"][0] + f"\n\n![Room](media:{key})\n",
+        },
+    )
+    html = unescape(marketer.get(response.headers["Location"]).get_data(as_text=True))
+    assert "no uploaded image 'media:0000dead' (upload it under Images)" in beside(html, "f-page-body")
+    assert "uploaded images show on landing pages and posts, not in emails" in beside(html, "f-steps-0-body")

@@ -74,6 +74,24 @@ def _in_context(app: Flask, job_id: str, work: Callable[[], object]) -> Callable
     return run
 
 
+def _every(
+    scheduler: BlockingScheduler, work: Callable[[], object], seconds: float, job_id: str, executor: str = "default"
+) -> None:
+    """Run `work` now and every `seconds`, one run at a time."""
+    scheduler.add_job(
+        work,
+        "interval",
+        seconds=seconds,
+        id=job_id,
+        executor=executor,
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+        # A run later than one interval is dropped: the next one, moments away, does the same work.
+        misfire_grace_time=max(1, int(seconds)),
+    )
+
+
 def run_worker(app: Flask) -> None:
     """Tick every NURTURE_TICK_SECONDS, and at once when woken, until SIGTERM or SIGINT (after the batch in flight)."""
     seconds = float(app.config["NURTURE_TICK_SECONDS"])
@@ -101,30 +119,9 @@ def run_worker(app: Flask) -> None:
             "jobs": {"type": "threadpool", "max_workers": 1},
         },
     )
-    scheduler.add_job(
-        job,
-        "interval",
-        seconds=seconds,
-        id="nurture-tick",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-        # A run later than one interval is dropped: the next tick, moments away, does the same work.
-        misfire_grace_time=max(1, int(seconds)),
-    )
-
+    _every(scheduler, job, seconds, "nurture-tick")
     for job_id, (every, work) in app.extensions.get("worker_jobs", {}).items():
-        scheduler.add_job(
-            _in_context(app, job_id, work),
-            "interval",
-            seconds=every,
-            id=job_id,
-            executor="jobs",
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=max(1, int(every)),
-        )
+        _every(scheduler, _in_context(app, job_id, work), every, job_id, executor="jobs")
 
     # A wake-up adds a one-off run of the same job. The executor has one thread, so it waits for a tick in
     # flight instead of overlapping it; while one wake-up run is still queued, further wake-ups add nothing.

@@ -11,6 +11,7 @@ from blinker import Namespace
 _events = Namespace()
 
 #: A signup was stored. kwargs: session, lead, submission, campaign (or None), created (bool), consented (bool).
+#: A new lead and the submission come as the rows just written (leads.services.StoredRow: columns, read only).
 lead_captured = _events.signal("lead-captured")
 
 #: A lead's status changed. kwargs: session, lead, old_status, new_status, source, user (or None).

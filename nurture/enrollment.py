@@ -148,13 +148,13 @@ def on_lead_captured(
     sender: Flask,
     *,
     session: Session,
-    lead: Lead,
+    lead: Any,
     campaign: Any = None,
     consented: bool = False,
     created: bool = False,
     **_: Any,
 ) -> None:
-    """A consenting signup enrolls the lead in its landing page's campaign."""
+    """A consenting signup enrolls the lead (a Lead, or the row just written) in its landing page's campaign."""
     found = _campaign(campaign)
     if not consented or found is None or not found.steps:
         return
@@ -170,7 +170,7 @@ def on_lead_captured(
 _INSERT_ENROLLMENT = insert(Enrollment.__table__).returning(Enrollment.__table__.c.id)
 
 
-def enroll_new_lead(session: Session, lead: Lead, campaign: Campaign) -> int:
+def enroll_new_lead(session: Session, lead: Any, campaign: Campaign) -> int:
     """enroll() for a lead this transaction created in a campaign without double opt-in, as one INSERT.
 
     A signup holds SQLite's only write lock while it runs; the ORM's flush of one new row cost more than every

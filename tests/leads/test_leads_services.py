@@ -64,8 +64,11 @@ def test_capture_announces_the_lead_inside_the_transaction(app):
         result = capture()
     assert result.created is True
     assert result.consented is True
-    assert seen[0]["lead"] is result.lead
-    assert seen[0]["submission"] is result.submission
+    # Receivers read the rows just written (no ORM objects on the signup's hot path): the same lead and submission.
+    assert (seen[0]["lead"].id, seen[0]["lead"].email) == (result.lead.id, result.lead.email)
+    assert (seen[0]["lead"].source, seen[0]["lead"].created_at) == (result.lead.source, result.lead.created_at)
+    assert seen[0]["submission"].id == result.submission.id
+    assert seen[0]["submission"].lead_id == result.lead.id
     assert seen[0]["campaign"].slug == "stem-cell-therapy"
     assert (seen[0]["created"], seen[0]["consented"]) == (True, True)
     assert db.session.scalar(select(func.count()).select_from(Note)) == 1

@@ -247,7 +247,16 @@ class PlainSignup:
 
 
 _TRACKING = {**{name: capped(100) for name in UTM_FIELDS}, "referrer": capped(1000)}
-_NAME_MAX, _EMAIL_MAX, _PHONE_MAX, _MESSAGE_MAX = 100, 320, 40, 2000
+
+
+def _max_length(unbound: Any) -> int:
+    """The Length limit of one of SignupForm's fields: one source for both readings."""
+    return next(v.max for v in unbound.kwargs["validators"] if isinstance(v, Length))
+
+
+_NAME_MAX, _LAST_NAME_MAX = _max_length(SignupForm.first_name), _max_length(SignupForm.last_name)
+_EMAIL_MAX, _PHONE_MAX = _max_length(SignupForm.email), _max_length(SignupForm.phone)
+_MESSAGE_MAX = _max_length(SignupForm.message)
 _FALSE = ("false", "")
 CONTACT_CHOICES = frozenset(dict(CONTACT_METHODS))
 
@@ -262,9 +271,9 @@ def plain_signup(formdata: Mapping[str, Any], interests: tuple[tuple[str, str], 
     is wrong beside each field.
 
     Building and validating the WTForms form cost a signup about half a millisecond, more than storing it; most
-    posts are correct, so they are read here with the form's own filters and rules, and anything this reading is
-    not sure of (a blank, a length at a limit, a phone number) goes through the form as before. The two readings
-    are compared field by field in tests/leads/test_plain_signup.py.
+    posts are correct, so they are read here with the form's own filters, limits and rules, and anything this
+    reading is not sure of (a blank required field, a length past a limit, a phone number that does not parse)
+    goes through the form as before. The two readings are compared in tests/leads/test_plain_signup.py.
     """
     first_name = single_line(_first(formdata, "first_name"))
     email_raw = single_line(_first(formdata, "email"))
@@ -283,7 +292,7 @@ def plain_signup(formdata: Mapping[str, Any], interests: tuple[tuple[str, str], 
         return None  # a number to correct, or calls and texts without one: the form says so beside the field
     last_name = single_line(_first(formdata, "last_name"))
     message = multi_line(_first(formdata, "message"))
-    if (last_name and len(last_name) > _NAME_MAX) or (message and len(message) > _MESSAGE_MAX):
+    if (last_name and len(last_name) > _LAST_NAME_MAX) or (message and len(message) > _MESSAGE_MAX):
         return None
     try:
         email = services.normalize_email(email_raw)

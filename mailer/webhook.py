@@ -370,15 +370,18 @@ def process(session: Session, events: list[dict[str, Any]]) -> dict[str, int]:
     for event in batch:
         if deliveries[event.key] is not None:
             _apply(event, deliveries[event.key])
-    # Every changed delivery written once, in bulk (set-based on PostgreSQL), not through the ORM's flush.
-    changed = [d for d in touched.values() if inspect(d).modified]
-    for delivery in changed:
-        session.expunge(delivery)
-    update_rows(
-        session,
-        Delivery.__table__,
-        [{"id": d.id, **{name: getattr(d, name) for name in EVENT_COLUMNS}, "updated_at": received} for d in changed],
-    )
+    # Every changed delivery written once, in bulk (set-based on PostgreSQL), not through the ORM's flush; like
+    # the flush, only the columns its events changed, so a worker's concurrent write of another column stands.
+    by_columns: dict[tuple[str, ...], list[Any]] = {}
+    for delivery in touched.values():
+        attrs = inspect(delivery).attrs
+        columns = tuple(name for name in EVENT_COLUMNS if attrs[name].history.has_changes())
+        if columns:
+            by_columns.setdefault(columns, []).append(delivery)
+            session.expunge(delivery)
+    for columns, group in by_columns.items():
+        rows = [{"id": d.id, **{name: getattr(d, name) for name in columns}, "updated_at": received} for d in group]
+        update_rows(session, Delivery.__table__, rows)
     # In bulk too: one at a time, 10,000 bounces took 6 s on SQLite and 11 s on PostgreSQL.
     suppress_many(session, _suppressions(session, batch, deliveries), "provider")
     return counts

@@ -579,3 +579,29 @@ def test_ten_thousand_bounces_of_enrolled_leads_are_each_applied_once(sendgrid_a
         replay = post(client, fake_sendgrid, events, clock)
         assert replay.get_json()["duplicate"] == count
         assert outcome() == (count, count, count, count, count, count)
+
+
+def test_an_event_writes_only_what_it_changed_so_a_concurrent_write_of_another_column_stands(
+    sendgrid_app, fake_sendgrid, clock, backend, monkeypatch
+):
+    if backend != "postgresql":
+        pytest.skip("SQLite's write lock lets no other writer in while a batch is applied; runs on PostgreSQL")
+    from mailer import webhook
+
+    client = sendgrid_app.test_client(use_cookies=False)
+    with sendgrid_app.app_context():
+        delivery = sent_delivery()
+        delivery_id = delivery.id
+        applied = webhook._apply
+
+        def apply_while_staff_requeues(event, loaded):
+            applied(event, loaded)
+            # Another process changes a column this open event does not touch, after the batch read the row.
+            with db.engine.begin() as other:
+                other.execute(Delivery.__table__.update().where(Delivery.id == delivery_id).values(error="staff note"))
+
+        monkeypatch.setattr(webhook, "_apply", apply_while_staff_requeues)
+        assert post(client, fake_sendgrid, [event(delivery, "open", "o1", clock)], clock).status_code == 200
+        db.session.expire_all()
+        stored = db.session.get(Delivery, delivery_id)
+        assert (stored.open_count, stored.error) == (1, "staff note")

@@ -26,6 +26,7 @@ from core.clock import now
 from core.db import db
 
 PERIODS = (7, 30, 90)  # the periods the dashboard offers, in days
+DEFAULT_PERIOD = 30  # what the dashboard opens on: the worker keeps it fresh even before anyone looks
 CHECK_SECONDS = 10.0  # how often the worker looks for snapshots to refresh (one query on a tiny table)
 REQUESTED_WITHIN = timedelta(hours=1)  # snapshots viewed this recently are kept fresh by the worker
 NOTE_EVERY = timedelta(minutes=1)  # a view writes its time at most this often per snapshot
@@ -73,8 +74,8 @@ def refresh(key: Key, requested: datetime | None = None) -> Dashboard:
 
 
 def refresh_due() -> int:
-    """The worker's job: recompute the snapshots viewed in the last hour that are older than
-    DASHBOARD_CACHE_SECONDS; returns how many."""
+    """The worker's job: recompute the snapshots viewed in the last hour, and the one the dashboard opens on,
+    when older than DASHBOARD_CACHE_SECONDS; returns how many."""
     seconds = float(current_app.config["DASHBOARD_CACHE_SECONDS"])
     if seconds <= 0:
         return 0
@@ -83,6 +84,12 @@ def refresh_due() -> int:
         _requested >= moment - REQUESTED_WITHIN, DashboardSnapshot.computed_at <= moment - timedelta(seconds=seconds)
     )
     keys = [tuple(k) for k in db.session.execute(due.order_by(DashboardSnapshot.computed_at))]
+    # The page a marketer opens first (all campaigns, the default period) is never computed while they wait.
+    opening = (DEFAULT_PERIOD, "", current_app.config["CLINIC_TIMEZONE"])
+    if opening not in keys:
+        row = db.session.get(DashboardSnapshot, opening)
+        if row is None or row.computed_at <= moment - timedelta(seconds=seconds):
+            keys.append(opening)
     for key in keys:
         refresh(key)
     return len(keys)

@@ -26,10 +26,10 @@ DELIVERED_BY = {
 def dashboard() -> str:
     """Figures for the chosen period (7, 30 or 90 days) and campaign."""
     try:
-        days = int(request.args.get("days", 30))
+        days = int(request.args.get("days", snapshots.DEFAULT_PERIOD))
     except ValueError:
-        days = 30
-    days = days if days in snapshots.PERIODS else 30
+        days = snapshots.DEFAULT_PERIOD
+    days = days if days in snapshots.PERIODS else snapshots.DEFAULT_PERIOD
     slugs = [c.slug for c in registry().all()]
     campaign = request.args.get("campaign", "")
     campaign = campaign if campaign in slugs else ""

@@ -71,7 +71,10 @@ def test_the_page_shows_the_workers_snapshot_and_a_new_lead_after_the_next_refre
     make_lead("b@example.com")
     clock.advance(seconds=30)
     assert _signups(staff) == 1  # fresh: read from the snapshot
-    assert _run_worker_job(snapshots_on) == 0  # nothing is older than DASHBOARD_CACHE_SECONDS yet
+    # Nothing viewed is older than DASHBOARD_CACHE_SECONDS yet; only the page the dashboard opens on (30 days),
+    # which nobody has opened, is computed.
+    assert _run_worker_job(snapshots_on) == 1
+    assert sorted(_snapshots(snapshots_on)) == [7, 30]
     clock.advance(seconds=40)
     stale = staff.get("/admin/?days=7").get_data(as_text=True)
     assert _kpis(stale)["Signups"] == 1  # older than a minute: shown with its time, the view does not wait
@@ -118,7 +121,7 @@ def test_two_processes_share_one_snapshot(snapshots_on, staff, make_config, make
     assert _signups(other_staff) == 1  # the first process's figures, not computed again
     assert _snapshots(other)[7].computed_at == computed
     clock.advance(seconds=40)
-    assert _run_worker_job(other) == 1
+    assert _run_worker_job(other) == 2  # the 7 days viewed, and the 30 days the dashboard opens on
     assert _signups(staff) == 2
 
 
@@ -147,7 +150,8 @@ def test_the_refresh_command_computes_each_period_without_marking_it_viewed(snap
     assert sorted(stored) == [7, 30, 90]
     assert {row.requested_at for row in stored.values()} == {None}
     clock.advance(minutes=5)
-    assert _run_worker_job(snapshots_on) == 0  # nobody looked: the worker leaves them alone
+    assert _run_worker_job(snapshots_on) == 1  # nobody looked: only the page the dashboard opens on is kept fresh
+    assert _snapshots(snapshots_on)[7].computed_at == clock.now() - timedelta(minutes=5)
     refused = runner.invoke(args=["dashboard", "refresh", "--campaign", "no-such-campaign"])
     assert refused.exit_code != 0
     assert "no campaign 'no-such-campaign'" in refused.output
@@ -202,3 +206,16 @@ def test_the_migration_upgrades_and_downgrades(backend, tmp_path):
         engine.dispose()
         if name:
             drop_database(server, name)
+
+
+def test_the_page_the_dashboard_opens_on_is_kept_fresh_before_anyone_looks(snapshots_on, staff, make_lead, clock):
+    make_lead("a@example.com")
+    assert _run_worker_job(snapshots_on) == 1  # nobody has looked yet: the opening page is computed anyway
+    computed = _snapshots(snapshots_on)[30].computed_at
+    clock.advance(seconds=30)
+    html = staff.get("/admin/").get_data(as_text=True)
+    assert _kpis(html)["Signups"] == 1
+    assert _snapshots(snapshots_on)[30].computed_at == computed  # the view read the worker's figures
+    assert _run_worker_job(snapshots_on) == 0  # fresh enough
+    clock.advance(seconds=61)
+    assert _run_worker_job(snapshots_on) == 1

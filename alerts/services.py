@@ -127,8 +127,18 @@ def record_webhook_event(
         return None
     if lead.id is None:
         session.flush()
-    event_id = str(uuid.uuid4())
     moment = now()
+    rows = _event_rows(event_type, lead, extra, urls, moment, app)
+    for row in rows:
+        session.add(WebhookEvent(**row))
+    return rows[0]["event_id"]
+
+
+def _event_rows(
+    event_type: str, lead: Any, extra: dict[str, object] | None, urls: list[str], moment: datetime, app: Flask
+) -> list[dict[str, Any]]:
+    """One pending webhook row per URL for this lead's event: the same event id and payload for every URL."""
+    event_id = str(uuid.uuid4())
     data = lead_data(lead, app)
     data.update(extra or {})
     payload = json.dumps(
@@ -136,21 +146,20 @@ def record_webhook_event(
         separators=(",", ":"),
         sort_keys=True,
     )
-    for url in urls:
-        session.add(
-            WebhookEvent(
-                event_id=event_id,
-                event_type=event_type,
-                url=url,
-                lead_id=lead.id,
-                payload=payload,
-                state="pending",
-                attempts=0,
-                next_attempt_at=moment,
-                created_at=moment,
-            )
-        )
-    return event_id
+    return [
+        {
+            "event_id": event_id,
+            "event_type": event_type,
+            "url": url,
+            "lead_id": lead.id,
+            "payload": payload,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": moment,
+            "created_at": moment,
+        }
+        for url in urls
+    ]
 
 
 def record_webhook_events(
@@ -183,28 +192,7 @@ def record_webhook_events(
             lead = leads.get(lead_id)
             if lead is None:
                 continue
-            event_id = str(uuid.uuid4())
-            data = lead_data(lead, app)
-            data.update(extra or {})
-            payload = json.dumps(
-                {"id": event_id, "type": event_type, "created_at": _iso(moment), "data": data},
-                separators=(",", ":"),
-                sort_keys=True,
-            )
-            rows.extend(
-                {
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "url": url,
-                    "lead_id": lead_id,
-                    "payload": payload,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": moment,
-                    "created_at": moment,
-                }
-                for url in urls
-            )
+            rows.extend(_event_rows(event_type, lead, extra, urls, moment, app))
         insert_rows(session, WebhookEvent.__table__, rows)
         added += len(rows)
     return added

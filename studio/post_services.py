@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core.clock import now
@@ -127,10 +127,18 @@ def post_version(session: Session, record: PostRecord, number: int | None) -> Po
     return session.scalar(select(PostVersion).where(PostVersion.post_id == record.id, PostVersion.number == number))
 
 
-def draft_changed(session: Session, record: PostRecord) -> bool:
-    """The draft differs from the newest published version (the scheduled one, else the live one)."""
-    newest = post_version(session, record, record.scheduled_version or record.live_version)
-    return newest is not None and normalized_post(newest.document) != normalized_post(record.draft)
+def changed_drafts(session: Session, records: list[PostRecord]) -> set[int]:
+    """The ids of the posts whose draft differs from their newest published version (the scheduled one, else the
+    live one), in one query."""
+    newest = {r.id: r.scheduled_version or r.live_version for r in records if r.scheduled_version or r.live_version}
+    if not newest:
+        return set()
+    pairs = tuple_(PostVersion.post_id, PostVersion.number).in_(list(newest.items()))
+    documents = {
+        post_id: document
+        for post_id, document in session.execute(select(PostVersion.post_id, PostVersion.document).where(pairs))
+    }
+    return {r.id for r in records if r.id in documents and normalized_post(documents[r.id]) != normalized_post(r.draft)}
 
 
 def new_post_document(slug: str, title: str, moment: datetime) -> PostDocument:

@@ -132,7 +132,7 @@ def _actor() -> str:
     return current_user.email
 
 
-def state(record: PostRecord) -> str:
+def state(record: PostRecord, changed: bool) -> str:
     """The post's state in words: live, scheduled (when), or a draft."""
     live, _ = record.live_at(now())
     parts = []
@@ -140,7 +140,7 @@ def state(record: PostRecord) -> str:
         parts.append(f"live (version {live})")
     if record.scheduled_version is not None and record.scheduled_at is not None and record.scheduled_at > now():
         parts.append(f"version {record.scheduled_version} scheduled for {local_text(record.scheduled_at)}")
-    if parts and post_services.draft_changed(db.session, record):
+    if parts and changed:
         # Saved is not published: say so where the marketer looks, as the campaigns list does.
         parts.append("unpublished changes in the draft")
     return ", ".join(parts) or "draft, not on the site"
@@ -161,7 +161,9 @@ def posts() -> str | tuple[str, int] | Response:
                 post_services.create_post(session, doc, _actor())
             flash("Draft created: write it, then publish it.", "success")
             return redirect(url_for("admin.posts_edit", slug=slug))
-    rows = [(record, state(record)) for record in post_services.post_records(db.session)]
+    records = post_services.post_records(db.session)
+    changed = post_services.changed_drafts(db.session, records)
+    rows = [(record, state(record, record.id in changed)) for record in records]
     return render_template("admin/posts.html", rows=rows, form=form), 400 if form.errors else 200
 
 
@@ -201,7 +203,7 @@ def posts_edit(slug: str) -> str | tuple[str, int] | Response:
             problems=problems,
             loose=loose,
             conflict=conflict,
-            state=state(record),
+            state=state(record, record.id in post_services.changed_drafts(db.session, [record])),
             publish_form=publish_form,
             action_form=ActionForm(),
             linked=post_services.linking_campaigns(db.session, slug),

@@ -52,6 +52,17 @@ def post(client, fake, events, clock, timestamp=None):
     return client.post(URL, data=body, headers=headers)
 
 
+def post_counting_statements(client, fake, events, clock):
+    """post(), with the SQL statements the app ran to answer it."""
+    statements = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event_module.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        return post(client, fake, events, clock), statements
+    finally:
+        event_module.remove(db.engine, "before_cursor_execute", listen)
+
+
 def test_a_signed_batch_is_accepted_and_updates_the_delivery(sendgrid_app, fake_sendgrid, clock):
     client = sendgrid_app.test_client(use_cookies=False)
     with sendgrid_app.app_context():
@@ -388,13 +399,7 @@ def test_a_batch_of_ten_thousand_events_is_stored_in_bulk_and_each_applied_once(
             }
             for n in range(10_000)
         ]
-        statements = []
-        listen = lambda *args: statements.append(args[2])  # noqa: E731
-        event_module.listen(db.engine, "before_cursor_execute", listen)
-        try:
-            response = post(client, fake_sendgrid, events, clock)
-        finally:
-            event_module.remove(db.engine, "before_cursor_execute", listen)
+        response, statements = post_counting_statements(client, fake_sendgrid, events, clock)
         assert response.status_code == 200
         assert response.get_json()["stored"] == 10_000
         assert len(statements) < 200, f"{len(statements)} statements for 10,000 events"
@@ -558,13 +563,7 @@ def test_ten_thousand_bounces_of_enrolled_leads_are_each_applied_once(sendgrid_a
                 count_of(ProviderEvent),
             )
 
-        statements = []
-        listen = lambda *args: statements.append(args[2])  # noqa: E731
-        event_module.listen(db.engine, "before_cursor_execute", listen)
-        try:
-            response = post(client, fake_sendgrid, events, clock)
-        finally:
-            event_module.remove(db.engine, "before_cursor_execute", listen)
+        response, statements = post_counting_statements(client, fake_sendgrid, events, clock)
         assert response.status_code == 200
         assert response.get_json()["stored"] == count
         assert len(statements) < 400, f"{len(statements)} statements for {count:,} bounces"

@@ -21,12 +21,13 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_app_context
 from phonenumbers import timezone as phone_timezone
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
+from core.db import Prepared
 from core.text import strip_bidi
 from leads.consent import CURRENT_EMAIL_CONSENT, EMAIL_MARKETING, PRIVACY_NOTICE, PRIVACY_NOTICE_VERSION
 from leads.models import (
@@ -173,9 +174,25 @@ def _campaign_for(slug: str | None) -> Any:
     return registry().get(slug) if "campaigns" in current_app.extensions else None
 
 
-@lru_cache(maxsize=4)
-def _insert_lead_statement(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (email) DO NOTHING RETURNING id, built once per dialect."""
+_LEAD_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "interest",
+    "preferred_contact",
+    "timezone",
+    "status",
+    "source",
+    "landing_slug",
+    "email_opt_in",
+    "created_at",
+    "updated_at",
+)
+
+
+def _insert_lead(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (email) DO NOTHING RETURNING id: an upsert is written differently on each database."""
     table = Lead.__table__
     if dialect == "postgresql":
         stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["email"])
@@ -186,23 +203,43 @@ def _insert_lead_statement(dialect: str) -> Any:
     return stmt.returning(table.c.id)
 
 
-_INSERT_SUBMISSION = insert(Submission.__table__).returning(Submission.__table__.c.id)
+_SUBMISSION_COLUMNS = (
+    "lead_id",
+    "landing_slug",
+    "landing_variant",
+    *UTM_FIELDS,
+    "referrer",
+    "user_agent",
+    "interest",
+    "preferred_contact",
+    "first_name",
+    "last_name",
+    "phone",
+    "details_accepted_at",
+    "details_accepted_by_id",
+    "message",
+    "email_consent",
+    "created_at",
+)
 _CONSENT_COLUMNS = ("lead_id", "submission_id", "purpose", "version", "granted", "source", "created_at")
+
+# A signup's statements, run while SQLite's single write lock is held (core.db.Prepared says why not execute()).
+_INSERT_LEAD = Prepared(_insert_lead, _LEAD_COLUMNS)
+_INSERT_SUBMISSION = Prepared(
+    lambda _: insert(Submission.__table__).returning(Submission.__table__.c.id), _SUBMISSION_COLUMNS
+)
 
 
 @lru_cache(maxsize=4)
-def _insert_consents(rows: int) -> Any:
-    """One INSERT of `rows` consents, built once per size.
-
-    One statement because an executemany costs a round trip per row on PostgreSQL; text() because SQLAlchemy
-    cannot cache a multi-row insert() and compiled it anew for every signup (about a tenth of one).
-    """
-    table = Consent.__table__
-    names = [f"{name}_{row}" for row in range(rows) for name in _CONSENT_COLUMNS]
-    rows_sql = ", ".join("(" + ", ".join(f":{name}_{row}" for name in _CONSENT_COLUMNS) + ")" for row in range(rows))
-    statement = text(f"INSERT INTO {table.name} ({', '.join(_CONSENT_COLUMNS)}) VALUES {rows_sql}")
-    # Typed parameters, so each value is stored as the ORM stores it (UTC timestamps, booleans).
-    return statement.bindparams(*(bindparam(name, type_=table.c[name.rsplit("_", 1)[0]].type) for name in names))
+def _insert_consents(rows: int) -> Prepared:
+    """One INSERT of `rows` consents (an executemany costs a round trip per row on PostgreSQL), per size."""
+    names = [{name: f"{name}_{row}" for name in _CONSENT_COLUMNS} for row in range(rows)]
+    return Prepared(
+        lambda _: insert(Consent.__table__).values(
+            [{column: bindparam(name) for column, name in row.items()} for row in names]
+        ),
+        [name for row in names for name in row.values()],
+    )
 
 
 @dataclass(frozen=True)
@@ -305,11 +342,11 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         "created_at": moment,
         "updated_at": moment,
     }
-    lead_id = conn.execute(_insert_lead_statement(conn.dialect.name), lead_values).scalar()
-    created = lead_id is not None
+    inserted = _INSERT_LEAD.execute(conn, lead_values)
+    created = inserted is not None
     if created:
         lead = StoredRow(
-            id=lead_id,
+            id=inserted[0],
             **lead_values,
             status_changed_at=None,
             contacted_at=None,
@@ -348,7 +385,7 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         "email_consent": signup.consented,
         "created_at": moment,
     }
-    submission_id = conn.execute(_INSERT_SUBMISSION, submission_values).scalar_one()
+    submission_id = _INSERT_SUBMISSION.execute(conn, submission_values)[0]
     submission = StoredRow(id=submission_id, **submission_values)
     consents = [
         {
@@ -367,9 +404,8 @@ def store_signup(session: Session, signup: Signup) -> CaptureResult:
         if given
     ]
     if consents:
-        conn.execute(
-            _insert_consents(len(consents)),
-            {f"{name}_{row}": values[name] for row, values in enumerate(consents) for name in _CONSENT_COLUMNS},
+        _insert_consents(len(consents)).execute(
+            conn, {f"{name}_{row}": values[name] for row, values in enumerate(consents) for name in _CONSENT_COLUMNS}
         )
     log.info("lead %s captured on %s (new=%s, consented=%s)", lead.id, signup.landing_slug, created, signup.consented)
     signals.lead_captured.send(

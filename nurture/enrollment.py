@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import signals
 from core.clock import now
-from core.db import among, chunked
+from core.db import Prepared, among, chunked
 from leads.models import Lead
 from mailer import wake
 from mailer.models import Delivery
@@ -167,7 +167,10 @@ def on_lead_captured(
     enroll(session, lead, found, new_lead=created)
 
 
-_INSERT_ENROLLMENT = insert(Enrollment.__table__).returning(Enrollment.__table__.c.id)
+_INSERT_ENROLLMENT = Prepared(
+    lambda _: insert(Enrollment.__table__).returning(Enrollment.__table__.c.id),
+    ("lead_id", "campaign_slug", "state", "next_step", "next_send_at", "created_at", "ended_at"),
+)
 
 
 def enroll_new_lead(session: Session, lead: Any, campaign: Campaign) -> int:
@@ -187,7 +190,7 @@ def enroll_new_lead(session: Session, lead: Any, campaign: Campaign) -> int:
         "created_at": moment,
         "ended_at": moment if due is None else None,
     }
-    enrollment_id = session.connection().execute(_INSERT_ENROLLMENT, values).scalar_one()
+    enrollment_id = _INSERT_ENROLLMENT.execute(session.connection(), values)[0]
     if due is not None and due <= moment:
         wake.soon(session)
     log.info("enrollment %s created for lead %s in %s (%s)", enrollment_id, lead.id, campaign.slug, values["state"])

@@ -1,10 +1,11 @@
 """Wake the nurture worker as soon as due mail is recorded and committed, instead of at its next tick.
 
 The web side marks its session (`soon`); once that session commits, one empty notification goes out:
-PostgreSQL `NOTIFY nurture_due`, or for SQLite a datagram on a unix socket next to the database file (web and
-worker share that file, so they share the socket). The notification carries nothing: no id, no lead data.
-Sending never raises and never waits for a worker: with nobody listening it is simply dropped, and the worker's
-tick (NURTURE_TICK_SECONDS) stays the safety net for any lost wake-up.
+PostgreSQL `NOTIFY nurture_due`, sent in the transaction just before its commit (PostgreSQL delivers it with the
+commit and drops it with a rollback, in one round trip on the connection already held), or for SQLite a datagram
+on a unix socket next to the database file after the commit (web and worker share that file, so the socket).
+The notification carries nothing: no id, no lead data. Sending never waits for a worker: with nobody listening
+it is simply dropped, and the worker's tick (NURTURE_TICK_SECONDS) stays the safety net for any lost wake-up.
 The worker side is `Listener`, a daemon thread that calls back for each notification.
 """
 
@@ -39,6 +40,14 @@ def soon(session: Session) -> None:
     session.info[_MARK] = True
 
 
+def _before_commit(session: Session) -> None:
+    # Part of the transaction, as its INSERTs are: PostgreSQL refuses a NOTIFY only when its notification queue
+    # (8 GB) is full, which takes a listener stuck for days; the worker's listener reads it continuously.
+    if session.info.get(_MARK) and session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"NOTIFY {CHANNEL}")
+        session.info.pop(_MARK, None)
+
+
 def _after_commit(session: Session) -> None:
     if session.info.pop(_MARK, False):
         session.info[_COMMITTED] = True
@@ -62,6 +71,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 def connect() -> None:
     """Send the wake-up after every commit of a marked session (idempotent)."""
     if not event.contains(Session, "after_commit", _after_commit):
+        event.listen(Session, "before_commit", _before_commit)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
         event.listen(Session, "after_transaction_end", _after_transaction_end)

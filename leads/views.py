@@ -140,7 +140,8 @@ def _signup_limit() -> str:
 def landing(slug: str) -> Response:
     """Show a campaign's landing page with the form, carrying the visit's UTM tags and referrer."""
     campaign = _campaign_or_404(slug)
-    args = request.args
+    # A plain dict: MultiDict.get raises and catches an HTTP exception for every tag the address does not carry.
+    args = request.args.to_dict()
     values = {name: _utm_value(args.get(name, "")) for name in UTM_FIELDS}
     values["referrer"] = _referrer_value(request.referrer or "")
     values["started"] = sign_started()

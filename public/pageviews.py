@@ -230,7 +230,8 @@ def record(page: str, utm_source: str | None = "", utm_campaign: str | None = ""
 
 def record_request(page: str) -> None:
     """Count a view of `page` with the UTM source and campaign of the current request's URL."""
-    args = request.args
+    # A plain dict: MultiDict.get raises and catches an HTTP exception for each tag the address does not carry.
+    args = request.args.to_dict()
     record(page, args.get("utm_source"), args.get("utm_campaign"))
 
 

@@ -7,7 +7,9 @@ import secrets
 
 import pytest
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from core import signing
@@ -156,6 +158,27 @@ def test_values_flask_tags_are_still_tagged(app):
         kept = app.session_interface.get_signing_serializer(app)
         for session in ({"m": Markup("<b>x</b>")}, {" t": "looks like a tag"}, {"t": (1, 2)}, {"b": b"\x00"}):
             assert STOCK_SESSION.get_signing_serializer(app).loads(kept.dumps(session)) == session
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.binary(min_size=1, max_size=200),
+    old_key=st.binary(min_size=1, max_size=80),
+    value=st.binary(max_size=300),
+    salt=st.text(max_size=20),
+    derivation=st.sampled_from(["django-concat", "hmac", "concat", "none"]),
+)
+def test_a_kept_signer_signs_and_verifies_exactly_as_itsdangerous(key, old_key, value, salt, derivation):
+    """Any key (longer than the hash's block too), value, salt and key derivation: the very signature."""
+    stock = Signer(key, salt=salt, key_derivation=derivation)
+    old = Signer(old_key, salt=salt, key_derivation=derivation)
+    kept = signing.KeyedSigner([old_key, key], salt=salt, key_derivation=derivation)
+    for _ in range(2):  # the first signature keys an HMAC, the second copies it
+        assert kept.get_signature(value) == stock.get_signature(value)
+        assert kept.verify_signature(value, stock.get_signature(value))
+        assert kept.verify_signature(value, old.get_signature(value))  # the previous key, during a rotation
+    assert not kept.verify_signature(value + b"!", stock.get_signature(value))
+    assert not kept.verify_signature(value, Signer(key + b"!", salt=salt).get_signature(value))
 
 
 @pytest.mark.parametrize("forged", ["", "abc", "x.y.z", "!!!", signing.serializer("other-key", "s").dumps(1.0)])

@@ -331,49 +331,58 @@ def seed_due(engine: Engine, count: int, due: int, moment: datetime, tag: str) -
 
 
 def bench_dispatch(report: Report, url: str, workdir: Path) -> None:
-    """(3) The real nurture tick through the sendgrid client against a bare loop posting the same bodies."""
+    """(3) The real nurture tick through the sendgrid client against a bare loop posting the same bodies, in two
+    alternating rounds (tick first), each round's bare loop posting what that round's tick sent."""
     from app import create_app
     from config import Config
     from core.clock import FrozenClock
     from mailer.senders import SendGridSender
 
     engine = load_engine(url)
+    rates: list[tuple[float, float]] = []
     with fake_sendgrid(workdir) as port:
         host = f"http://127.0.0.1:{port}"
         env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=host, SITE_URL=HTTPS_SITE)
         env["SENDGRID_API_KEY"] = API_KEY
         config = Config(env)
         config.CLOCK = FrozenClock(BUSINESS_HOURS)
-        seed_due(engine, DISPATCH_EMAILS, DISPATCH_EMAILS, BUSINESS_HOURS, "dispatch")
         app = create_app(config)
         runner = app.test_cli_runner()
-        before = fake_accepted(port)
-        t0 = time.perf_counter()
-        ticks, sent, last = 0, 0, -1
-        # One tick may take a batch at a time: tick until everything went out or a tick sent nothing.
-        while sent < DISPATCH_EMAILS and sent != last:
-            last = sent
-            ticks += 1
-            result = runner.invoke(args=["nurture", "tick"])
-            if result.exit_code != 0:
-                raise RuntimeError(f"flask nurture tick failed: {result.output} {result.exception!r}")
-            sent = fake_accepted(port) - before
-        elapsed = time.perf_counter() - t0
-        bodies = fake_requests(port)[before:]
         # The app's own client object (python_http_client over urllib, proxies bypassed), minus everything else.
         client = SendGridSender(API_KEY, host=host, timeout=config.SENDGRID_TIMEOUT).api
-        t1 = time.perf_counter()
-        for body in bodies:
-            client.send(body)
-        bare = time.perf_counter() - t1
+        for round_no in (1, 2):
+            seed_due(engine, DISPATCH_EMAILS, DISPATCH_EMAILS, BUSINESS_HOURS, f"dispatch{round_no}")
+            before = fake_accepted(port)
+            t0 = time.perf_counter()
+            ticks, sent, last = 0, 0, -1
+            # One tick may take a batch at a time: tick until everything went out or a tick sent nothing.
+            while sent < DISPATCH_EMAILS and sent != last:
+                last = sent
+                ticks += 1
+                result = runner.invoke(args=["nurture", "tick"])
+                if result.exit_code != 0:
+                    raise RuntimeError(f"flask nurture tick failed: {result.output} {result.exception!r}")
+                sent = fake_accepted(port) - before
+            elapsed = time.perf_counter() - t0
+            bodies = fake_requests(port)[before:]
+            t1 = time.perf_counter()
+            for body in bodies:
+                client.send(body)
+            bare = time.perf_counter() - t1
+            real_rate, bare_rate = len(bodies) / elapsed, len(bodies) / bare
+            rates.append((real_rate, bare_rate))
+            report.say(
+                f"dispatch_round{round_no} {len(bodies)}/{DISPATCH_EMAILS} sent in {ticks} ticks: "
+                f"{real_rate:.0f} emails/s vs baseline {bare_rate:.0f} emails/s = {real_rate / bare_rate:.2f}"
+            )
         app.extensions["db"].engine.dispose()
     engine.dispose()
-    rate, bare_rate = len(bodies) / elapsed, len(bodies) / bare
+    rate, bare_rate = max(r for r, _ in rates), max(b for _, b in rates)
+    rounds = [r / b for r, b in rates]
     report.say("dispatch = `flask nurture tick` (in-process, repeated until drained) with MAIL_BACKEND=sendgrid")
-    report.say(f"dispatch_sent {len(bodies)}/{DISPATCH_EMAILS} in {ticks} ticks")
     report.figure("dispatch_emails_per_s", rate)
     report.figure("dispatch_baseline_emails_per_s", bare_rate)
-    report.ratio("dispatch_ratio", rate / bare_rate)
+    report.ratio("dispatch_ratio", rate / bare_rate, max(rounds) - min(rounds))
 
 
 def bench_memory(report: Report, url: str, workdir: Path) -> None:

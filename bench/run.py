@@ -438,6 +438,8 @@ def main() -> int:
                 bench_welcome(report, url, workdir)
             with database(kind, workdir, "nurture") as url:
                 bench_dispatch(report, url, workdir)
+            # Its own database too: the dispatch rounds' leads would be due again at today's date in its tick.
+            with database(kind, workdir, "memory") as url:
                 bench_memory(report, url, workdir)
     report.say("")
     report.say(f"bench_total_s {time.perf_counter() - started:.0f}")

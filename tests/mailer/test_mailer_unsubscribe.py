@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import current_app
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
 
 from core.db import db
@@ -14,6 +15,7 @@ from mailer.suppression import is_suppressed
 from mailer.tokens import make_token, read_token
 from nurture.dispatch import tick
 from nurture.models import Enrollment
+from tests.support.database import fresh_app
 from tests.support.factories import make_lead
 
 
@@ -112,6 +114,21 @@ def test_tokens_never_expire_and_name_one_lead(app, clock):
         assert read_token(token) == 42
         assert read_token(make_token(43)) == 43
         assert token != make_token(43)
+
+
+def test_links_in_sent_emails_keep_working_after_the_key_is_rotated(make_config):
+    """Tokens are itsdangerous's own bytes; after a rotation (SECRET_KEY_FALLBACKS) the old key's links still read."""
+    old_token = URLSafeSerializer("the-old-key", salt="unsubscribe").dumps({"lead": 42})
+    config = make_config(SECRET_KEY="the-new-key")
+    config.SECRET_KEY_FALLBACKS = ["the-old-key"]
+    for rotated in fresh_app(config):
+        with rotated.app_context():
+            assert read_token(old_token) == 42
+            assert make_token(42) == URLSafeSerializer("the-new-key", salt="unsubscribe").dumps({"lead": 42})
+            assert read_token(URLSafeSerializer("another-key", salt="unsubscribe").dumps({"lead": 42})) is None
+    for plain in fresh_app(make_config(SECRET_KEY="the-new-key")):
+        with plain.app_context():
+            assert read_token(old_token) is None  # without the fallback, the old key is no longer ours
 
 
 def test_a_token_for_a_deleted_lead_still_answers_calmly(app):

@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from bench import load, wrk
-from bench.load import ROOT, SLUG, Client, base_env, seed_enrolled, spawn, start_gunicorn, stop, tool
+from bench.load import ROOT, SLUG, Client, base_env, seed_enrolled, spawn, start_gunicorn, stop
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1") or 1)
 # Sending through SendGrid needs https links (the worker refuses to start otherwise); only emails carry them.
@@ -402,19 +402,19 @@ def bench_memory(report: Report, url: str, workdir: Path) -> None:
         host = f"http://127.0.0.1:{port}"
         env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=host, SITE_URL=HTTPS_SITE)
         env["SENDGRID_API_KEY"] = API_KEY
+        env["PEAK_RSS_FILE"] = str(peak_file := workdir / "tick-peak-rss")
         log = workdir / "tick.log"
         with log.open("wb") as out:
             t1 = time.perf_counter()
-            proc = subprocess.Popen([tool("flask"), "nurture", "tick"], env=env, cwd=ROOT, stdout=out, stderr=out)
-            # wait4 gives this one child's own peak RSS (ru_maxrss, KiB), not the maximum over every child.
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            # Its own peak (bench.peak_rss): a child's ru_maxrss would start at this large process's size.
+            args = [sys.executable, "-m", "bench.peak_rss", "nurture", "tick"]
+            proc = subprocess.run(args, env=env, cwd=ROOT, stdout=out, stderr=out, check=False)
             tick_s = time.perf_counter() - t1
         output = log.read_text(errors="replace").strip()
     if proc.returncode != 0:
         report.say(f"nurture_tick failed with exit code {proc.returncode}: {output[-300:]}")
     report.say(f"nurture_tick_process_s {tick_s:.2f} (whole process, start-up included) {output.splitlines()[-1:]}")
-    report.rss("nurture_worker_peak_rss", usage.ru_maxrss / 1024)
+    report.rss("nurture_worker_peak_rss", int(peak_file.read_text()) / 1024)
 
 
 def main() -> int:

@@ -414,7 +414,11 @@ def bench_memory(report: Report, url: str, workdir: Path) -> None:
     if proc.returncode != 0:
         report.say(f"nurture_tick failed with exit code {proc.returncode}: {output[-300:]}")
     report.say(f"nurture_tick_process_s {tick_s:.2f} (whole process, start-up included) {output.splitlines()[-1:]}")
-    report.rss("nurture_worker_peak_rss", int(peak_file.read_text()) / 1024)
+    if peak_file.exists():
+        report.rss("nurture_worker_peak_rss", int(peak_file.read_text()) / 1024)
+    else:
+        report.say("nurture_worker_peak_rss not measured: the tick ended without writing its peak")
+        report.misses.append("nurture_worker_peak_rss")
 
 
 def main() -> int:

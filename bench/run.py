@@ -402,7 +402,8 @@ def bench_memory(report: Report, url: str, workdir: Path) -> None:
         host = f"http://127.0.0.1:{port}"
         env = base_env(url, workdir / "instance", MAIL_BACKEND="sendgrid", SENDGRID_API_HOST=host, SITE_URL=HTTPS_SITE)
         env["SENDGRID_API_KEY"] = API_KEY
-        env["PEAK_RSS_FILE"] = str(peak_file := workdir / "tick-peak-rss")
+        peak_file = workdir / "tick-peak-rss"
+        env["PEAK_RSS_FILE"] = str(peak_file)
         log = workdir / "tick.log"
         with log.open("wb") as out:
             t1 = time.perf_counter()

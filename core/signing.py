@@ -25,7 +25,7 @@ from itsdangerous import Signer, TimestampSigner, URLSafeSerializer, URLSafeTime
 from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
 from itsdangerous.signer import HMACAlgorithm
 
-__all__ = ["CookieSessionInterface", "FormCSRF", "csrf_token", "serializer", "timed_serializer"]
+__all__ = ["CookieSessionInterface", "FormCSRF", "csrf_token", "key_set", "serializer", "timed_serializer"]
 
 
 class _KeyedMixin:
@@ -225,6 +225,11 @@ class SessionJSON(TaggedJSONSerializer):
         return super().dumps(value)
 
 
+def key_set(app: Flask) -> tuple[str | bytes, ...]:
+    """The app's signing keys, the current one last: those being rotated out (SECRET_KEY_FALLBACKS) still verify."""
+    return (*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key)
+
+
 class CookieSessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie sessions, with the signing serializer built once per key set instead of twice a request."""
 
@@ -234,6 +239,5 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         """The same serializer as Flask's (keys, salt, JSON tags, key derivation, digest), kept per key set."""
         if not app.secret_key:
             return None
-        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)  # the current key last
         options = (("key_derivation", self.key_derivation), ("digest_method", self.digest_method))
-        return timed_serializer(keys, self.salt, self.serializer, options)
+        return timed_serializer(key_set(app), self.salt, self.serializer, options)

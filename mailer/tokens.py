@@ -14,9 +14,7 @@ def _serializer() -> URLSafeSerializer:
     # Kept per key set (core.signing), the same tokens byte for byte: a tick signs one per email, and a serializer
     # built per call derived its key and tried zlib on a payload it can never shrink (a fifth of a tick's time).
     # A key being rotated out (SECRET_KEY_FALLBACKS) still reads the links of the emails it signed.
-    config = current_app.config
-    keys = (*(config.get("SECRET_KEY_FALLBACKS") or ()), config["SECRET_KEY"])
-    return signing.serializer(keys if len(keys) > 1 else keys[0], SALT)
+    return signing.serializer(signing.key_set(current_app), SALT)
 
 
 def make_token(lead_id: int) -> str:

@@ -7,7 +7,7 @@ import hmac
 from flask import Flask, render_template, request
 from werkzeug.wrappers import Response
 
-from admin import cli, export, snapshots, views  # noqa: F401 - importing the views registers their routes
+from admin import cli, export, search, snapshots, views  # noqa: F401 - importing the views registers their routes
 from admin.blueprint import PUBLIC_ENDPOINTS, bp, endpoint_for_path, guard_admin_path, has_endpoint
 from admin.composers import compose_test_delivery
 from admin.models import User
@@ -38,7 +38,7 @@ def _holds_nul() -> bool:
 
 def init_app(app: Flask) -> None:
     """Register the admin blueprint, the `flask users`, `flask demo` and `flask dashboard` commands, the test-send
-    composer and the worker's refresh of the dashboard's snapshots."""
+    composer and the worker's jobs (the dashboard's snapshots, the search index of new leads)."""
     app.register_blueprint(bp)
     app.cli.add_command(cli.users_cli)
     app.cli.add_command(cli.demo_cli)
@@ -46,6 +46,7 @@ def init_app(app: Flask) -> None:
     export.register(leads_cli)
     register_composer(app, "test", compose_test_delivery)
     register_worker_job(app, "dashboard-snapshots", snapshots.CHECK_SECONDS, snapshots.refresh_due)
+    register_worker_job(app, "search-index", search.INDEX_SECONDS, search.index_due)
 
     @app.before_request
     def _admin_paths() -> Response | None:

@@ -5,7 +5,8 @@ Both answer "this text appears somewhere in the email, first name or last name" 
 phone" from an index, so a search does not read every lead. Words shorter than three characters have no trigram:
 they are matched by LIKE over the rows the other words (or filters) leave.
 The structures live outside the models' metadata (a virtual table and expression indexes SQLAlchemy cannot
-declare); `create_all` builds them through the table's after_create event and migration 0100 on existing databases.
+declare); `create_all` builds them through the table's after_create event, migrations 0009 and 0012 on existing
+databases. On SQLite a new lead is indexed by the worker, not by its signup (see FTS_MARK).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, event, literal_column, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.db import db
 from core.vocabulary import STATUSES
 from leads.models import Lead
 
@@ -39,23 +41,37 @@ _ORDER_DDL = (
     "created_at DESC, id DESC)",
 )
 
-_SQLITE_DDL = (
-    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(email, first_name, last_name, phone, content='', tokenize='trigram')",
-    f"CREATE TRIGGER {FTS_TABLE}_ai AFTER INSERT ON leads BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, email, first_name, last_name, phone) "
+# On SQLite a signup does not index its lead: FTS5 writes a segment per transaction (about a tenth of a signup's
+# cost). The worker indexes new leads in batches (`index_new_leads`), and a search reads the few leads above the
+# mark by LIKE, so it finds every lead whatever the worker is doing. Rows at or below the mark follow every
+# change at once: the triggers fire for them only (an id can come back below it when the newest lead is deleted).
+FTS_MARK = f"{FTS_TABLE}_upto"
+_INDEXED = f"(SELECT upto FROM {FTS_MARK})"
+_FTS_COLUMNS = "rowid, email, first_name, last_name, phone"
+_SQLITE_TRIGGERS = (
+    f"CREATE TRIGGER {FTS_TABLE}_ai AFTER INSERT ON leads WHEN new.id <= {_INDEXED} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({_FTS_COLUMNS}) "
     "VALUES (new.id, new.email, new.first_name, new.last_name, new.phone); END",
     # A contentless table forgets a row only when told its exact old values.
-    f"CREATE TRIGGER {FTS_TABLE}_ad AFTER DELETE ON leads BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, email, first_name, last_name, phone) "
+    f"CREATE TRIGGER {FTS_TABLE}_ad AFTER DELETE ON leads WHEN old.id <= {_INDEXED} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, {_FTS_COLUMNS}) "
     "VALUES ('delete', old.id, old.email, old.first_name, old.last_name, old.phone); END",
-    f"CREATE TRIGGER {FTS_TABLE}_au AFTER UPDATE OF email, first_name, last_name, phone ON leads BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, email, first_name, last_name, phone) "
+    f"CREATE TRIGGER {FTS_TABLE}_au AFTER UPDATE OF email, first_name, last_name, phone ON leads "
+    f"WHEN old.id <= {_INDEXED} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, {_FTS_COLUMNS}) "
     "VALUES ('delete', old.id, old.email, old.first_name, old.last_name, old.phone); "
-    f"INSERT INTO {FTS_TABLE}(rowid, email, first_name, last_name, phone) "
+    f"INSERT INTO {FTS_TABLE}({_FTS_COLUMNS}) "
     "VALUES (new.id, new.email, new.first_name, new.last_name, new.phone); END",
-    f"INSERT INTO {FTS_TABLE}(rowid, email, first_name, last_name, phone) "
-    "SELECT id, email, first_name, last_name, phone FROM leads",
 )
+_SQLITE_DDL = (
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(email, first_name, last_name, phone, content='', tokenize='trigram')",
+    f"CREATE TABLE {FTS_MARK} (id INTEGER PRIMARY KEY CHECK (id = 1), upto INTEGER NOT NULL)",
+    f"INSERT INTO {FTS_TABLE}({_FTS_COLUMNS}) SELECT id, email, first_name, last_name, phone FROM leads",
+    f"INSERT INTO {FTS_MARK} (id, upto) SELECT 1, coalesce(max(id), 0) FROM leads",
+    *_SQLITE_TRIGGERS,
+)
+INDEX_SECONDS = 10.0  # how often the worker indexes new leads (one read when there are none)
+INDEX_BATCH = 5000  # leads indexed per transaction: signups wait for SQLite's write lock meanwhile
 _POSTGRESQL_DDL = (
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     f"CREATE INDEX IF NOT EXISTS {TRGM_INDEXES[0]} ON leads USING gin (({_DOC_SQL.format(p='')}) gin_trgm_ops)",
@@ -87,6 +103,7 @@ def drop_search_index(conn: Connection) -> None:
         for suffix in ("_ai", "_ad", "_au"):
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {FTS_TABLE}{suffix}")
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_TABLE}")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_MARK}")
     else:
         for name in TRGM_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
@@ -110,6 +127,51 @@ def _has_fts(conn: Connection) -> bool:
         found = conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE name = '{FTS_TABLE}'").first()
         info["leads_fts"] = found is not None
     return bool(info["leads_fts"])
+
+
+def index_new_leads(conn: Connection, limit: int | None = INDEX_BATCH) -> int:
+    """SQLite: index up to `limit` leads above the mark, in the caller's write transaction; how many."""
+    if conn.dialect.name != "sqlite" or not _has_fts(conn):
+        return 0
+    upto = conn.exec_driver_sql(f"SELECT upto FROM {FTS_MARK}").scalar_one()
+    newer = "SELECT id FROM leads WHERE id > ? ORDER BY id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+    last, count = conn.exec_driver_sql(f"SELECT max(id), count(*) FROM ({newer})", (upto,)).one()
+    if not count:
+        return 0
+    conn.exec_driver_sql(
+        f"INSERT INTO {FTS_TABLE}({_FTS_COLUMNS}) "
+        "SELECT id, email, first_name, last_name, phone FROM leads WHERE id > ? AND id <= ?",
+        (upto, last),
+    )
+    conn.exec_driver_sql(f"UPDATE {FTS_MARK} SET upto = ?", (last,))
+    return int(count)
+
+
+def index_due() -> int:
+    """The worker's job: index the leads signed up since its last run, a batch per transaction; how many."""
+    total = 0
+    try:
+        conn = db.session.connection()
+        if conn.dialect.name != "sqlite" or not _has_fts(conn):
+            return 0
+        # A read first: the write lock is taken only when there is work.
+        while conn.exec_driver_sql(f"SELECT 1 FROM leads WHERE id > {_INDEXED} LIMIT 1").first() is not None:
+            with db.write_transaction() as session:
+                done = index_new_leads(session.connection())
+            total += done
+            if not done:
+                break
+            conn = db.session.connection()
+    finally:
+        db.session.rollback()
+    return total
+
+
+def unindexed_leads(conn: Connection) -> int:
+    """How many leads the search reads by LIKE until the worker indexes them (0 on PostgreSQL)."""
+    if conn.dialect.name != "sqlite" or not _has_fts(conn):
+        return 0
+    return int(conn.exec_driver_sql(f"SELECT count(*) FROM leads WHERE id > {_INDEXED}").scalar_one())
 
 
 def _like_escape(text_: str) -> str:
@@ -161,7 +223,10 @@ def search_clause(q: str, conn: Connection) -> ColumnElement[bool]:
             terms.append(term)
         matched = select(literal_column("rowid")).select_from(text(FTS_TABLE))
         matched = matched.where(text(f"{FTS_TABLE} MATCH :search_terms").bindparams(search_terms=" AND ".join(terms)))
-        clauses.append(Lead.id.in_(matched))
+        # The leads the worker has not indexed yet, read by LIKE (their ids are above the mark: a rowid range).
+        # LIKE folds ASCII letters only, where FTS5 folds every alphabet: until indexed, "émile" misses "Émile".
+        newest = select(Lead.id).where(Lead.id > literal_column(_INDEXED), *[_like_word(w, sqlite) for w in long])
+        clauses.append(Lead.id.in_(matched.union_all(newest)))
     elif not sqlite:
         doc = literal_column(f"({_DOC_SQL.format(p='leads.')})")
         for word in long:

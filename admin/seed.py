@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from admin.search import index_new_leads
 from blog.loader import blog
 from core.clock import now
 from core.db import db
@@ -354,6 +355,8 @@ def _bulk_connection(say: Callable[[str], None]) -> Iterator[tuple[Connection, b
                 say(f"building {len(indexes)} indexes")
                 for _name, sql in indexes:
                     conn.exec_driver_sql(sql)
+                say("search index")
+                index_new_leads(conn, limit=None)
                 say("ANALYZE")
                 conn.exec_driver_sql("ANALYZE")
         finally:

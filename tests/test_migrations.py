@@ -72,3 +72,49 @@ def test_upgrading_an_early_sqlite_database_keeps_every_reference(tmp_path):
         assert conn.scalar(select(notes.c.user_id).where(notes.c.lead_id == lead_id)) == user_id
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # switched back on for the app
     engine.dispose()
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_the_search_mark_migration_keeps_every_lead_searchable_both_ways(tmp_path):
+    """0012 hands new leads' indexing to the worker (every lead indexed so far stays so); its downgrade indexes
+    the leads the worker had not reached, since the older triggers index each insert themselves."""
+    from alembic import command
+    from sqlalchemy import MetaData
+
+    from core.db import alembic_config, migrating
+
+    load_models()
+    engine = make_engine(f"sqlite:///{tmp_path / 'search.db'}")
+    upgrade(engine, "0011_dash_snapshot")
+    meta = MetaData()
+    meta.reflect(engine, only=["leads"])
+    leads = meta.tables["leads"]
+
+    def add(name: str) -> int:
+        with engine.begin() as conn:
+            return conn.execute(leads.insert().values(_row(leads, email=f"{name}@example.org"))).lastrowid
+
+    def indexed(name: str) -> list[int]:
+        with engine.connect() as conn:
+            return [
+                r[0] for r in conn.exec_driver_sql(f"SELECT rowid FROM leads_search WHERE leads_search MATCH '{name}'")
+            ]
+
+    before = [add("alpha"), add("bravo")]
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT upto FROM leads_search_upto").scalar() == max(before)
+    assert indexed("alpha") == [before[0]]
+    assert indexed("bravo") == [before[1]]
+    charlie = add("charlie")
+    assert indexed("charlie") == []  # the worker's job now
+    cfg = alembic_config()
+    with migrating(engine) as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0011_dash_snapshot")
+    assert indexed("charlie") == [charlie]
+    delta = add("delta")
+    assert indexed("delta") == [delta]  # the older trigger again
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'leads_search_upto'").first() is None
+    engine.dispose()

@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from admin.search import FTS_MARK
 from app import create_app
 from core.db import Base, db
 from core.extensions import limiter
@@ -17,7 +18,7 @@ from studio.services import import_folders
 
 
 def empty_tables(engine: Engine) -> None:
-    """Delete every row of every table (PostgreSQL: one TRUNCATE, identities restarted)."""
+    """Delete every row of every table (PostgreSQL: one TRUNCATE, ids restarted; SQLite: search mark at 0)."""
     with engine.begin() as conn:
         tables = list(reversed(Base.metadata.sorted_tables))
         if conn.dialect.name == "postgresql":
@@ -25,6 +26,10 @@ def empty_tables(engine: Engine) -> None:
         else:
             for table in tables:
                 conn.execute(table.delete())
+            # The search index forgot the deleted leads (its triggers); ids start again at 1, so the mark must too,
+            # or a test's new leads would land below it and be indexed by their insert.
+            if conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE name = '{FTS_MARK}'").first():
+                conn.exec_driver_sql(f"UPDATE {FTS_MARK} SET upto = 0")
 
 
 def publish_posts(application: Flask, root: str | Path) -> None:

@@ -7,9 +7,8 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_login import LoginManager
-from flask_wtf import CSRFProtect
 
-from core.signing import CookieSessionInterface
+from core.signing import CookieSessionInterface, CSRFProtect
 
 # A Redis that drops packets must not hold a signup for the OS's connect timeout (minutes): fail fast, fall back.
 REDIS_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}

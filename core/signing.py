@@ -15,17 +15,28 @@ import zlib
 from functools import lru_cache
 from typing import Any
 
-from flask import Flask, current_app, g, session
+from flask import Flask, current_app, g, request, session
 from flask.json import dumps as json_dumps
 from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import _FlaskFormCSRF
-from itsdangerous import Signer, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from flask_wtf.csrf import CSRFProtect as _CSRFProtect
+from flask_wtf.csrf import _FlaskFormCSRF, logger, same_origin
+from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
 from itsdangerous.signer import HMACAlgorithm
+from wtforms import ValidationError
 
-__all__ = ["CookieSessionInterface", "FormCSRF", "csrf_token", "key_set", "serializer", "timed_serializer"]
+__all__ = [
+    "CSRFProtect",
+    "CookieSessionInterface",
+    "FormCSRF",
+    "csrf_token",
+    "key_set",
+    "serializer",
+    "timed_serializer",
+    "validate_csrf",
+]
 
 
 class _KeyedMixin:
@@ -241,3 +252,48 @@ class CookieSessionInterface(SecureCookieSessionInterface):
             return None
         options = (("key_derivation", self.key_derivation), ("digest_method", self.digest_method))
         return timed_serializer(key_set(app), self.salt, self.serializer, options)
+
+
+def validate_csrf(data: str | None) -> None:
+    """flask_wtf.csrf.validate_csrf with the kept serializer: the same checks in the same order, the same reasons."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
+    secret_key = config.get("WTF_CSRF_SECRET_KEY", app.secret_key)
+    field_name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    if not secret_key or not field_name:
+        raise RuntimeError("A secret key and a field name are required to use CSRF.")
+    if not data:
+        raise ValidationError("The CSRF token is missing.")
+    if field_name not in session:
+        raise ValidationError("The CSRF session token is missing.")
+    try:
+        token = timed_serializer(secret_key, CSRF_SALT).loads(data, max_age=config.get("WTF_CSRF_TIME_LIMIT", 3600))
+    except SignatureExpired as exc:
+        raise ValidationError("The CSRF token has expired.") from exc
+    except BadData as exc:
+        raise ValidationError("The CSRF token is invalid.") from exc
+    if not hmac.compare_digest(session[field_name], token):
+        raise ValidationError("The CSRF tokens do not match.")
+
+
+class CSRFProtect(_CSRFProtect):
+    """Flask-WTF's CSRFProtect checking each POST's token with validate_csrf above; protect() is otherwise its own
+    (Flask-WTF 1.3.0), line for line: a serializer built per POST derived its key for every signup."""
+
+    def protect(self, apply_exemptions: bool = False) -> None:
+        """Validate CSRF on the current request (a 400 CSRFError when it fails), as Flask-WTF does."""
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
+            return
+        if request.method not in current_app.config["WTF_CSRF_METHODS"]:
+            return
+        try:
+            validate_csrf(self._get_csrf_token())
+        except ValidationError as exc:
+            logger.info(exc.args[0])
+            self._error_response(exc.args[0])
+        if request.is_secure and current_app.config["WTF_CSRF_SSL_STRICT"]:
+            if not request.referrer:
+                self._error_response("The referrer header is missing.")
+            if not same_origin(request.referrer, f"https://{request.host}/"):
+                self._error_response("The referrer does not match the host.")
+        g.csrf_valid = True

@@ -4,13 +4,17 @@ as Flask's and Flask-WTF's own, and nothing one visitor was given ever reaches a
 from __future__ import annotations
 
 import secrets
+import time
 
 import pytest
+from flask import session as flask_session
 from flask.sessions import SecureCookieSessionInterface
-from hypothesis import given, settings
+from flask_wtf.csrf import validate_csrf as stock_validate_csrf
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import func, select
+from wtforms import ValidationError
 
 from core import signing
 from core.db import db
@@ -185,3 +189,62 @@ def test_a_kept_signer_signs_and_verifies_exactly_as_itsdangerous(key, old_key, 
 def test_kept_serializers_refuse_what_is_not_theirs(forged):
     with pytest.raises(BadSignature):
         signing.serializer("some-key", "s").loads(forged)
+
+
+def _refusal(check, data) -> str | None:
+    """The reason a CSRF check gives for `data`, or None when it accepts it."""
+    try:
+        check(data)
+    except ValidationError as exc:
+        return exc.args[0]
+    return None
+
+
+def _same_verdicts(app, data, visitor_secret: str | None) -> None:
+    with app.test_request_context(method="POST"):
+        if visitor_secret is not None:
+            flask_session["csrf_token"] = visitor_secret
+        assert _refusal(signing.validate_csrf, data) == _refusal(stock_validate_csrf, data), data
+
+
+def test_the_kept_csrf_check_gives_flask_wtfs_verdict_and_reason(app, monkeypatch):
+    """Every case CSRFProtect tells apart: accepted, missing, no session secret, expired, invalid, mismatched."""
+    monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", 3600)
+    key, secret = app.config["SECRET_KEY"], secrets.token_hex(20)
+    stock = URLSafeTimedSerializer(key, salt="wtf-csrf-token")
+    good = stock.dumps(secret)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() - 7200)
+    expired = stock.dumps(secret)
+    monkeypatch.setattr(time, "time", real_time)
+    cases = [
+        good,
+        expired,
+        "",
+        None,
+        good[:-1],
+        good + "x",
+        stock.dumps(secrets.token_hex(20)),  # another visitor's secret
+        URLSafeTimedSerializer("another-key", salt="wtf-csrf-token").dumps(secret),
+        URLSafeTimedSerializer(key, salt="another-salt").dumps(secret),
+    ]
+    verdicts = set()
+    for data in cases:
+        for visitor_secret in (secret, None):
+            _same_verdicts(app, data, visitor_secret)
+        with app.test_request_context(method="POST"):
+            flask_session["csrf_token"] = secret
+            verdicts.add(_refusal(signing.validate_csrf, data))
+    assert verdicts == {
+        None,
+        "The CSRF token has expired.",
+        "The CSRF token is missing.",
+        "The CSRF token is invalid.",
+        "The CSRF tokens do not match.",
+    }
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.text(max_size=120), visitor_secret=st.one_of(st.none(), st.text(min_size=1, max_size=40)))
+def test_the_kept_csrf_check_agrees_with_flask_wtf_on_any_text(app, data, visitor_secret):
+    _same_verdicts(app, data, visitor_secret)

@@ -258,16 +258,20 @@ def validate_csrf(data: str | None) -> None:
     """flask_wtf.csrf.validate_csrf with the kept serializer: the same checks in the same order, the same reasons."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
+    # Flask-WTF's _get_config: the setting or its default; None refused for the key and field, "no limit" for time.
     secret_key = config.get("WTF_CSRF_SECRET_KEY", app.secret_key)
     field_name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    if not secret_key or not field_name:
-        raise RuntimeError("A secret key and a field name are required to use CSRF.")
+    time_limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
+    if secret_key is None:
+        raise RuntimeError("A secret key is required to use CSRF.")
+    if field_name is None:
+        raise RuntimeError("A field name is required to use CSRF.")
     if not data:
         raise ValidationError("The CSRF token is missing.")
     if field_name not in session:
         raise ValidationError("The CSRF session token is missing.")
     try:
-        token = timed_serializer(secret_key, CSRF_SALT).loads(data, max_age=config.get("WTF_CSRF_TIME_LIMIT", 3600))
+        token = timed_serializer(secret_key, CSRF_SALT).loads(data, max_age=time_limit)
     except SignatureExpired as exc:
         raise ValidationError("The CSRF token has expired.") from exc
     except BadData as exc:

@@ -242,6 +242,11 @@ def test_the_kept_csrf_check_gives_flask_wtfs_verdict_and_reason(app, monkeypatc
         "The CSRF token is invalid.",
         "The CSRF tokens do not match.",
     }
+    monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", None)  # no limit: the old token is good again
+    _same_verdicts(app, expired, secret)
+    with app.test_request_context(method="POST"):
+        flask_session["csrf_token"] = secret
+        assert _refusal(signing.validate_csrf, expired) is None
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -31,7 +31,9 @@ def load_user(session_id: str) -> User | None:
 
 
 def _holds_nul() -> bool:
-    """Whether a query or form name or value holds a NUL character."""
+    """Whether the path (a campaign slug, say) or a query or form name or value holds a NUL character."""
+    if "\x00" in request.path:
+        return True
     pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
     return any("\x00" in name or "\x00" in value for name, value in pairs)
 

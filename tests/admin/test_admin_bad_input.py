@@ -73,6 +73,22 @@ def test_posts_to_ids_past_any_row_are_a_404(staff, path):
     assert staff.post(path, {"body": "x", "status": "booked", "action": "sent", "confirm": "y"}).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/admin/campaigns/%00/history/0/rollback"),  # found by tests/fuzz: the slug reached PostgreSQL
+        ("post", "/admin/campaigns/stem%00/pause"),
+        ("post", "/admin/posts/%00/publish"),
+        ("get", "/admin/campaigns/%00/edit"),
+        ("get", "/admin/posts/x%00y/history"),
+    ],
+)
+def test_a_nul_in_the_path_is_a_400(staff, method, path):
+    response = staff.post(path, {}) if method == "post" else staff.get(path)
+    assert response.status_code == 400, response.status_code
+    assert "NUL" in response.get_data(as_text=True)
+
+
 def test_a_note_with_a_nul_is_a_400_and_stores_nothing(staff, make_lead, app):
     lead_id = make_lead()
     response = staff.post(f"/admin/leads/{lead_id}/notes", {"body": "called\x00back"})

@@ -129,9 +129,14 @@ def _has_fts(conn: Connection) -> bool:
     return bool(info["leads_fts"])
 
 
+def _indexed_by_worker(conn: Connection) -> bool:
+    """SQLite with its FTS5 table: new leads wait above the mark for the worker (PostgreSQL indexes at insert)."""
+    return conn.dialect.name == "sqlite" and _has_fts(conn)
+
+
 def index_new_leads(conn: Connection, limit: int | None = INDEX_BATCH) -> int:
     """SQLite: index up to `limit` leads above the mark, in the caller's write transaction; how many."""
-    if conn.dialect.name != "sqlite" or not _has_fts(conn):
+    if not _indexed_by_worker(conn):
         return 0
     upto = conn.exec_driver_sql(f"SELECT upto FROM {FTS_MARK}").scalar_one()
     newer = "SELECT id FROM leads WHERE id > ? ORDER BY id" + (f" LIMIT {int(limit)}" if limit is not None else "")
@@ -152,7 +157,7 @@ def index_due() -> int:
     total = 0
     try:
         conn = db.session.connection()
-        if conn.dialect.name != "sqlite" or not _has_fts(conn):
+        if not _indexed_by_worker(conn):
             return 0
         # A read first: the write lock is taken only when there is work.
         while conn.exec_driver_sql(f"SELECT 1 FROM leads WHERE id > {_INDEXED} LIMIT 1").first() is not None:
@@ -165,13 +170,6 @@ def index_due() -> int:
     finally:
         db.session.rollback()
     return total
-
-
-def unindexed_leads(conn: Connection) -> int:
-    """How many leads the search reads by LIKE until the worker indexes them (0 on PostgreSQL)."""
-    if conn.dialect.name != "sqlite" or not _has_fts(conn):
-        return 0
-    return int(conn.exec_driver_sql(f"SELECT count(*) FROM leads WHERE id > {_INDEXED}").scalar_one())
 
 
 def _like_escape(text_: str) -> str:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 
 import admin.queries
-from admin import search
-from core.db import db
+from tests.support.database import unindexed_leads
 
 
 def _ids_in_table(html: str) -> list[int]:
@@ -81,7 +80,5 @@ def test_the_seed_says_how_far_it_is(app, runner):
     assert "2,000 / 2,000 leads (100%)" in said
     assert "building" in said  # the indexes, after the rows
     assert re.search(r"^2,000 leads, .* in [\d.]+s$", said, re.MULTILINE)  # and what it added
-    with app.app_context():
-        # Every seeded lead is in the search index at once, none left for the worker (SQLite) to find by LIKE.
-        assert search.unindexed_leads(db.session.connection()) == 0
-        db.session.rollback()
+    # Every seeded lead is in the search index at once, none left for the worker (SQLite) to find by LIKE.
+    assert unindexed_leads(app) == 0

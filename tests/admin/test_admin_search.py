@@ -11,6 +11,7 @@ from admin import search
 from admin.queries import LeadFilter, _ordered, filtered_leads
 from core.db import db
 from leads.models import Lead
+from tests.support.database import unindexed_leads
 
 
 def _ids_in_table(html: str) -> set[int]:
@@ -22,14 +23,6 @@ def _index_new_leads(app) -> int:
     _every, job = app.extensions["worker_jobs"]["search-index"]
     with app.app_context():
         return job()
-
-
-def _unindexed(app) -> int:
-    with app.app_context():
-        try:
-            return search.unindexed_leads(db.session.connection())
-        finally:
-            db.session.rollback()
 
 
 def _found(staff, q: str) -> set[int]:
@@ -63,7 +56,7 @@ def test_search_finds_a_lead_by_any_part_of_name_email_or_phone(staff, make_lead
     for q, expected in cases.items():
         assert _found(staff, q) == expected, ("just signed up", q)
     assert _index_new_leads(app) == (3 if db_is_sqlite(app) else 0)
-    assert _unindexed(app) == 0
+    assert unindexed_leads(app) == 0
     for q, expected in cases.items():
         assert _found(staff, q) == expected, ("indexed by the worker", q)
 
@@ -100,10 +93,10 @@ def test_a_signup_leaves_the_index_to_the_worker_which_indexes_in_batches(staff,
         indexed = "SELECT rowid FROM leads_search WHERE leads_search MATCH '\"batch\"'"
         assert conn.exec_driver_sql(indexed).all() == []  # the signups did not write the index
         db.session.rollback()
-    assert _unindexed(app) == 5
+    assert unindexed_leads(app) == 5
     assert _found(staff, "batch") == set(ids)  # found all the same
     assert _index_new_leads(app) == 5  # three transactions of at most two
-    assert _unindexed(app) == 0
+    assert unindexed_leads(app) == 0
     with app.app_context():
         assert sorted(r[0] for r in db.session.connection().exec_driver_sql(indexed)) == ids
         db.session.rollback()
@@ -122,7 +115,7 @@ def test_an_id_given_again_below_the_mark_is_indexed_by_its_insert(staff, make_l
     again = make_lead("again@example.com", first_name="Returning")
     if db_is_sqlite(app):
         assert again == newest
-        assert _unindexed(app) == 0
+        assert unindexed_leads(app) == 0
     assert _found(staff, "returning") == {again}
     assert _found(staff, "vanished") == set()
     _index_new_leads(app)

@@ -8,7 +8,7 @@ import uuid
 from werkzeug.routing import IntegerConverter, Rule
 
 from tests.support.factories import make_user
-from tests.support.forms import SLUG, signup_data, signup_form
+from tests.support.forms import SLUG, post_form, signup_data, signup_form
 from tests.support.staff import login
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -146,3 +146,28 @@ def test_exempt_routes_have_their_own_proof(app, client):
             )
     missing = [path for path in ("/webhooks/sendgrid", "/unsubscribe/<token>") if path not in rules]
     assert not missing, f"routes not registered yet: {missing}"
+
+
+def test_over_https_a_post_must_come_from_our_own_pages(app):
+    """Flask-WTF's strict referrer check (WTF_CSRF_SSL_STRICT), kept by core.signing.CSRFProtect: a genuine token
+    is not enough over HTTPS when the post was not sent from one of our pages."""
+    from sqlalchemy import func, select
+
+    from core.db import db
+    from leads.models import Lead
+
+    https = {"base_url": "https://clinic.example"}
+    visitor = app.test_client()
+    form = post_form(visitor.get(f"/{SLUG}", **https).get_data(as_text=True))
+    cases = [
+        ({}, 400),  # no Referer at all
+        ({"Referer": "https://elsewhere.example/stem-cell-therapy"}, 400),
+        ({"Referer": "http://clinic.example/stem-cell-therapy"}, 400),  # the same host, not over HTTPS
+        ({"Referer": "https://clinic.example/stem-cell-therapy"}, 303),
+    ]
+    for number, (headers, status) in enumerate(cases):
+        data = signup_data(form, email=f"referrer{number}@example.com")
+        response = visitor.post(f"/{SLUG}", data=data, headers=headers, **https)
+        assert response.status_code == status, (headers, response.status_code)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Lead)) == 1

@@ -32,6 +32,15 @@ def empty_tables(engine: Engine) -> None:
                 conn.exec_driver_sql(f"UPDATE {FTS_MARK} SET upto = 0")
 
 
+def unindexed_leads(application: Flask) -> int:
+    """How many leads a search reads by LIKE until the worker indexes them (SQLite; 0 on PostgreSQL)."""
+    with application.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            return 0
+        above = f"SELECT count(*) FROM leads WHERE id > (SELECT upto FROM {FTS_MARK})"
+        return int(conn.exec_driver_sql(above).scalar())
+
+
 def publish_posts(application: Flask, root: str | Path) -> None:
     """Import the post files under root and publish them, as `flask blog import --publish` does."""
     with application.app_context():

@@ -20,10 +20,25 @@ def client_ip() -> str:
 
 
 csrf = CSRFProtect()
+# Methods no limit here counts (tests/core/test_rate_limit_methods checks every declared limit): all are on POSTs.
+UNLIMITED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class PostLimiter(Limiter):
+    """Flask-Limiter, skipped for the methods no limit counts: it resolved the route's and blueprint's limits and
+    exemptions on every page view (an eighth of a landing page view's instructions) only to find none."""
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        """Flask-Limiter's check (its before_request hook and its decorators' wrapper), for counted methods only."""
+        if request.method in UNLIMITED_METHODS:
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
 # When the shared store (Redis) cannot be reached, limits are counted in each process's memory instead of
 # failing the request: an outage of the store must never lose a signup or lock staff out. Flask-Limiter logs
 # the switch once ("Rate limit storage unreachable") and switches back when the store answers again.
-limiter = Limiter(
+limiter = PostLimiter(
     key_func=client_ip,
     default_limits=[],
     headers_enabled=True,

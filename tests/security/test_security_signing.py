@@ -155,6 +155,38 @@ def test_a_new_visitors_session_cookie_is_exactly_flasks(app, monkeypatch):
             assert kept.loads(stock.dumps(session)) == stock.loads(kept.dumps(session)) == session
 
 
+@pytest.mark.parametrize(
+    ("vary", "contents", "accessed", "modified", "permanent"),
+    [
+        (None, {"csrf_token": "a" * 40}, True, True, False),  # a new visitor's page view
+        ("Accept-Encoding", {"csrf_token": "a" * 40}, True, True, False),
+        ("Cookie", {"csrf_token": "a" * 40}, True, False, True),  # a returning visitor, permanent session
+        ("accept-encoding, cookie", {"csrf_token": "a" * 40}, True, True, False),
+        (None, {}, True, True, False),  # a session emptied (logout): the cookie is deleted
+        ("Origin", {}, True, True, False),
+        (None, {}, False, False, False),  # a response that never touched the session
+        (None, {"csrf_token": "a" * 40}, False, False, False),
+    ],
+)
+def test_saving_a_session_sets_the_headers_stock_flask_sets(
+    app, monkeypatch, vary, contents, accessed, modified, permanent
+):
+    """The kept interface's save_session writes the very Set-Cookie and Vary headers Flask's own writes."""
+    monkeypatch.setattr("time.time", lambda: 1764433800.0)
+    answers = []
+    with app.test_request_context():
+        for interface in (app.session_interface, STOCK_SESSION):
+            session = interface.session_class(contents)
+            session.accessed, session.modified, session.permanent = accessed, modified, permanent
+            response = app.response_class("page")
+            if vary is not None:
+                response.headers["Vary"] = vary
+            interface.save_session(app, session, response)
+            answers.append((response.headers.getlist("Set-Cookie"), response.headers.getlist("Vary")))
+    assert answers[0] == answers[1]
+    assert answers[0][1] != [] or not accessed
+
+
 def test_values_flask_tags_are_still_tagged(app):
     from markupsafe import Markup
 

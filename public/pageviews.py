@@ -33,7 +33,6 @@ from werkzeug.wrappers import Response
 from core import clock
 from core.db import db
 from public.models import PageView
-from studio.registry import registry
 
 log = logging.getLogger(__name__)
 
@@ -235,17 +234,14 @@ def record_request(page: str) -> None:
     record(page, args.get("utm_source"), args.get("utm_campaign"))
 
 
-def _landing_slugs() -> frozenset[str]:
-    return registry().active_slugs if "campaigns" in current_app.extensions else frozenset()
+# The landing page's view: it answers 200 only for an active campaign's slug, so its 200s are the views to count.
+LANDING_ENDPOINT = "leads.landing"
 
 
 def _after_request(response: Response) -> Response:
-    # Landing pages belong to the leads blueprint; count them here so that view needs no change.
-    if request.method == "GET" and response.status_code == 200:
-        path = request.path
-        # A slug has no slash, so "/<slug>" is the whole path; "/", "//x" and "/a/b" never match one.
-        if path[1:] in _landing_slugs():
-            record_request(path)
+    # Landing pages belong to the leads blueprint, below this one; count them here so that view needs no change.
+    if response.status_code == 200 and request.endpoint == LANDING_ENDPOINT and request.method == "GET":
+        record_request(request.path)
     buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
     if buffer is not None and buffer.due():
         # Written after the response has gone out, so the visitor never waits for the database.

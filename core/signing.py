@@ -351,13 +351,16 @@ def validate_csrf(data: str | None) -> None:
 
 class CSRFProtect(_CSRFProtect):
     """Flask-WTF's CSRFProtect checking each POST's token with validate_csrf above; protect() is otherwise its own
-    (Flask-WTF 1.3.0), line for line: a serializer built per POST derived its key for every signup."""
+    (Flask-WTF 1.3.0), line for line but for the order of two checks: a serializer built per POST derived its key
+    for every signup."""
 
     def protect(self, apply_exemptions: bool = False) -> None:
         """Validate CSRF on the current request (a 400 CSRFError when it fails), as Flask-WTF does."""
-        if apply_exemptions and (not request.endpoint or self._is_exempt()):
-            return
+        # The method first, where Flask-WTF looks up exemptions first: either way such a request only returns, but
+        # the lookup cost every page view a blueprint and a view function lookup and a formatted name.
         if request.method not in current_app.config["WTF_CSRF_METHODS"]:
+            return
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
             return
         try:
             validate_csrf(self._get_csrf_token())

@@ -16,6 +16,7 @@ from core.extensions import limiter
 from core.formatting import next_business_day
 from core.markdown import media_images, rewrite_blog_links
 from core.markdown import render as render_markdown
+from core.query import first_values
 from core.signing import csrf_token
 from core.slots import Markers, Slots
 from leads import experiments, services
@@ -141,7 +142,7 @@ def landing(slug: str) -> Response:
     """Show a campaign's landing page with the form, carrying the visit's UTM tags and referrer."""
     campaign = _campaign_or_404(slug)
     # A plain dict: MultiDict.get raises and catches an HTTP exception for every tag the address does not carry.
-    args = request.args.to_dict()
+    args = first_values()
     values = {name: _utm_value(args.get(name, "")) for name in UTM_FIELDS}
     values["referrer"] = _referrer_value(request.referrer or "")
     values["started"] = sign_started()

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response
 
 from core import clock
 from core.db import db
+from core.query import first_values
 from public.models import PageView
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ def record(page: str, utm_source: str | None = "", utm_campaign: str | None = ""
 def record_request(page: str) -> None:
     """Count a view of `page` with the UTM source and campaign of the current request's URL."""
     # A plain dict: MultiDict.get raises and catches an HTTP exception for each tag the address does not carry.
-    args = request.args.to_dict()
+    args = first_values()
     record(page, args.get("utm_source"), args.get("utm_campaign"))
 
 

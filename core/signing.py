@@ -271,44 +271,28 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         return timed_serializer(key_set(app), self.salt, self.serializer, options)
 
     def save_session(self, app: Flask, session: Any, response: Any) -> None:
-        """Flask's save_session (3.1), line for line, but for how it adds "Vary: Cookie" (see _vary_cookie)."""
+        """Flask's save_session (3.1), step for step, but for how it adds "Vary: Cookie" (see _vary_cookie)."""
         name = self.get_cookie_name(app)
-        domain = self.get_cookie_domain(app)
-        path = self.get_cookie_path(app)
-        secure = self.get_cookie_secure(app)
-        partitioned = self.get_cookie_partitioned(app)
-        samesite = self.get_cookie_samesite(app)
-        httponly = self.get_cookie_httponly(app)
+        attributes = {
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "partitioned": self.get_cookie_partitioned(app),
+            "samesite": self.get_cookie_samesite(app),
+            "httponly": self.get_cookie_httponly(app),
+        }
         if session.accessed:
             _vary_cookie(response)
         if not session:
             if session.modified:
-                response.delete_cookie(
-                    name,
-                    domain=domain,
-                    path=path,
-                    secure=secure,
-                    partitioned=partitioned,
-                    samesite=samesite,
-                    httponly=httponly,
-                )
+                response.delete_cookie(name, **attributes)
                 _vary_cookie(response)
             return
         if not self.should_set_cookie(app, session):
             return
         expires = self.get_expiration_time(app, session)
         val = self.get_signing_serializer(app).dumps(dict(session))  # type: ignore[union-attr]
-        response.set_cookie(
-            name,
-            val,
-            expires=expires,
-            httponly=httponly,
-            domain=domain,
-            path=path,
-            secure=secure,
-            partitioned=partitioned,
-            samesite=samesite,
-        )
+        response.set_cookie(name, val, expires=expires, **attributes)
         _vary_cookie(response)
 
 

@@ -9,7 +9,7 @@ RUN_TIME_SCALE ?= 1440
 # uses this made-up one unless CLINIC_POSTAL_ADDRESS is set; production never uses `make run` and sets the real one.
 DEMO_POSTAL_ADDRESS := DEMO ONLY, not a real address: NexGenEsis Healthcare, 1 Example Street, Springfield, ZZ 00000
 
-.PHONY: run run-env test node-tools lint install dev-install bench bench-welcome bench-nurture bench-dispatch bench-admin migrations-reset clean
+.PHONY: run run-env test node-tools lint install dev-install bench bench-welcome bench-nurture bench-dispatch bench-admin bench-instructions migrations-reset clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,9 @@ bench-dispatch: dev-install
 
 bench-admin: dev-install
 	$(BIN)/python -m bench.admin
+
+bench-instructions: dev-install
+	$(BIN)/python -m bench.instructions
 
 # Rewrites the single initial migration from the models. Only while nothing has been deployed.
 migrations-reset: dev-install

@@ -26,7 +26,7 @@ UNLIMITED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class PostLimiter(Limiter):
     """Flask-Limiter, skipped for the methods no limit counts: it resolved the route's and blueprint's limits and
-    exemptions on every page view (an eighth of a landing page view's instructions) only to find none."""
+    exemptions on every page view (a fifth of a landing page view's instructions) only to find none."""
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
         """Flask-Limiter's check (its before_request hook and its decorators' wrapper), for counted methods only."""

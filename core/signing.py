@@ -298,7 +298,7 @@ class CookieSessionInterface(SecureCookieSessionInterface):
 
 def _vary_cookie(response: Any) -> None:
     """response.vary.add("Cookie"), without parsing the header into a set and writing it back when it has no Vary
-    yet or says exactly that (a new visitor's page view added it twice: half the time of saving the session)."""
+    yet or says exactly that (a new visitor's page view added it twice: about half of saving the session)."""
     headers = response.headers
     current = headers.get("Vary")
     if current is None:
@@ -340,8 +340,8 @@ class CSRFProtect(_CSRFProtect):
 
     def protect(self, apply_exemptions: bool = False) -> None:
         """Validate CSRF on the current request (a 400 CSRFError when it fails), as Flask-WTF does."""
-        # The method first, where Flask-WTF looks up exemptions first: either way such a request only returns, but
-        # the lookup cost every page view a blueprint and a view function lookup and a formatted name.
+        # The method first, where Flask-WTF looks up exemptions first: either way such a request only returns, and
+        # the lookup (the blueprint, the view function, its formatted name) cost every page view.
         if request.method not in current_app.config["WTF_CSRF_METHODS"]:
             return
         if apply_exemptions and (not request.endpoint or self._is_exempt()):

@@ -25,7 +25,7 @@ def test_no_declared_limit_counts_a_method_the_limiter_skips(app: Flask) -> None
     for limit in limits:
         assert limit.methods, f"{limit.limit} applies to every method, GET included: it would be skipped on GETs"
         skipped = {method.lower() for method in UNLIMITED_METHODS} & set(limit.methods)
-        assert not skipped, f"{limit.limit} counts {sorted(skipped)}, which the limiter's request filter skips"
+        assert not skipped, f"{limit.limit} counts {sorted(skipped)}, which PostLimiter skips"
 
 
 def test_page_views_past_the_signup_limit_still_answer_and_posts_are_still_refused(app: Flask, make_config) -> None:

@@ -8,8 +8,10 @@ ways); they only keep what depends on the key and salt alone. Nothing about a vi
 
 from __future__ import annotations
 
+import binascii
 import hmac
 import json
+import re
 import secrets
 import zlib
 from functools import lru_cache
@@ -24,8 +26,9 @@ from flask_wtf.csrf import CSRFProtect as _CSRFProtect
 from flask_wtf.csrf import _FlaskFormCSRF, logger, same_origin
 from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous._json import _CompactJSON
-from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes, want_bytes
+from itsdangerous.encoding import base64_decode, int_to_bytes, want_bytes
 from itsdangerous.signer import HMACAlgorithm
+from werkzeug.http import dump_cookie
 from wtforms import ValidationError
 
 __all__ = [
@@ -38,6 +41,14 @@ __all__ = [
     "timed_serializer",
     "validate_csrf",
 ]
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _base64(data: bytes) -> bytes:
+    """itsdangerous's base64_encode for bytes (URL-safe, no padding) in one step: six calls per landing view."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 class _KeyedMixin:
@@ -68,7 +79,9 @@ class _KeyedMixin:
     def _mac(self, secret: bytes, value: bytes) -> bytes:
         keyed = self._keyed.get(secret)
         if keyed is None:
-            keyed = self._keyed[secret] = hmac.new(self.derive_key(secret), digestmod=self._digest_name)
+            keyed = hmac.new(self.derive_key(secret), digestmod=self._digest_name)
+            # OpenSSL's HMAC object behind hmac.HMAC, when there is one: copied without three Python calls.
+            keyed = self._keyed[secret] = getattr(keyed, "_hmac", None) or keyed
         mac = keyed.copy()
         mac.update(value)
         return mac.digest()
@@ -77,7 +90,7 @@ class _KeyedMixin:
         """The same signature as itsdangerous's, from the kept HMAC of the newest key."""
         if self._digest_name is None:
             return super().get_signature(value)  # type: ignore[misc]
-        return base64_encode(self._mac(self.secret_keys[-1], want_bytes(value)))
+        return _base64(self._mac(self.secret_keys[-1], want_bytes(value)))
 
     def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
         """Whether `sig` signs `value` under any of the keys, newest first, compared in constant time."""
@@ -106,14 +119,21 @@ class KeyedTimestampSigner(_KeyedMixin, TimestampSigner):
         super().__init__(*args, **kwargs)
         self._setup()
         self._sep_bytes = want_bytes(self.sep)
+        # The last second signed and its encoding: a second's signatures all carry the same few bytes.
+        self._stamp: tuple[int, bytes] = (-1, b"")
 
     def sign(self, value: str | bytes) -> bytes:
         """value.timestamp.signature, as TimestampSigner.sign makes it, in one step with the kept HMAC."""
         if self._digest_name is None:
             return super().sign(value)
         sep = self._sep_bytes
-        signed = want_bytes(value) + sep + base64_encode(int_to_bytes(self.get_timestamp()))
-        return signed + sep + base64_encode(self._mac(self.secret_keys[-1], signed))
+        second, stamp = self._stamp
+        now = self.get_timestamp()
+        if now != second:
+            stamp = _base64(int_to_bytes(now))
+            self._stamp = (now, stamp)
+        signed = want_bytes(value) + sep + stamp
+        return signed + sep + _base64(self._mac(self.secret_keys[-1], signed))
 
 
 # Payloads shorter than this are signed uncompressed. itsdangerous tries zlib on every payload (~5 µs even for a
@@ -138,8 +158,8 @@ class _SignerPerSalt:
         if len(json) >= COMPRESS_FROM:
             compressed = zlib.compress(json)
             if len(compressed) < len(json) - 1:
-                return b"." + base64_encode(compressed)
-        return base64_encode(json)
+                return b"." + _base64(compressed)
+        return _base64(json)
 
     def make_signer(self, salt: str | bytes | None = None) -> Signer:
         """The signer for `salt` (default: the serializer's), built on first use."""
@@ -271,7 +291,8 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         return timed_serializer(key_set(app), self.salt, self.serializer, options)
 
     def save_session(self, app: Flask, session: Any, response: Any) -> None:
-        """Flask's save_session (3.1), step for step, but for how it adds "Vary: Cookie" (see _vary_cookie)."""
+        """Flask's save_session (3.1), step for step, but for how it adds "Vary: Cookie" (see _vary_cookie) and
+        writes the Set-Cookie header (see _set_cookie)."""
         name = self.get_cookie_name(app)
         attributes = {
             "domain": self.get_cookie_domain(app),
@@ -281,7 +302,8 @@ class CookieSessionInterface(SecureCookieSessionInterface):
             "samesite": self.get_cookie_samesite(app),
             "httponly": self.get_cookie_httponly(app),
         }
-        if session.accessed:
+        varied = session.accessed
+        if varied:
             _vary_cookie(response)
         if not session:
             if session.modified:
@@ -292,8 +314,32 @@ class CookieSessionInterface(SecureCookieSessionInterface):
             return
         expires = self.get_expiration_time(app, session)
         val = self.get_signing_serializer(app).dumps(dict(session))  # type: ignore[union-attr]
-        response.set_cookie(name, val, expires=expires, **attributes)
-        _vary_cookie(response)
+        _set_cookie(app, response, name, val, expires, attributes)
+        if not varied:  # Flask adds it again; once is the same header
+            _vary_cookie(response)
+
+
+# What follows the value in a Set-Cookie header without an expiry date, per cookie name and attributes: the same
+# for every new visitor of a site. Only a few combinations ever occur (the app's session settings).
+_COOKIE_TAILS: dict[tuple[Any, ...], str] = {}
+# Characters a signed value is made of (URL-safe base64 and dots): Werkzeug never quotes them.
+_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_.-]*")
+
+
+def _set_cookie(app: Flask, response: Any, name: str, value: str, expires: Any, attributes: dict[str, Any]) -> None:
+    """response.set_cookie(name, value, expires=expires, **attributes): the very header, the attributes' part
+    written once per name and settings when the cookie has no expiry date and its value needs no quoting."""
+    max_size = app.config.get("MAX_COOKIE_SIZE", 4093)
+    if expires is None and name.isascii() and _COOKIE_VALUE.fullmatch(value) is not None:
+        key = (name, *attributes.values())
+        tail = _COOKIE_TAILS.get(key)
+        if tail is None:
+            tail = _COOKIE_TAILS[key] = dump_cookie(name, "", **attributes).removeprefix(f"{name}=")
+        header = f"{name}={value}{tail}"
+        if not max_size or len(header) <= max_size:  # a larger one goes through Werkzeug, which warns
+            response.headers.add("Set-Cookie", header)
+            return
+    response.set_cookie(name, value, expires=expires, **attributes)
 
 
 def _vary_cookie(response: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import warnings
 
 import pytest
 from flask import session as flask_session
@@ -203,6 +204,46 @@ def test_saving_a_session_sets_the_headers_stock_flask_sets(
             answers.append((response.headers.getlist("Set-Cookie"), response.headers.getlist("Vary")))
     assert answers[0] == answers[1]
     assert answers[0][1] != [] or not accessed
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["session", "nexgen_session", "séance"]),
+    value=st.one_of(
+        st.from_regex(r"[A-Za-z0-9_.-]{0,120}", fullmatch=True),  # what signed values are made of
+        st.text(max_size=40),  # anything else goes through Werkzeug and may be quoted
+    ),
+    domain=st.sampled_from([None, "example.org", ".clinic.example"]),
+    path=st.sampled_from(["/", "/clinic", "/a b;c"]),
+    secure=st.booleans(),
+    partitioned=st.booleans(),
+    samesite=st.sampled_from([None, "Lax", "strict", "None"]),
+    httponly=st.booleans(),
+    expires=st.sampled_from([None, 1764433800]),
+    max_size=st.sampled_from([4093, 0, 60]),
+)
+def test_the_session_cookie_header_is_werkzeugs_for_any_settings(
+    app, name, value, domain, path, secure, partitioned, samesite, httponly, expires, max_size
+):
+    """The Set-Cookie header written with the attributes' part kept equals response.set_cookie's, over names,
+    values (quoted or not), every cookie setting, expiry dates and the size limit."""
+    attributes = {
+        "domain": domain,
+        "path": path,
+        "secure": secure,
+        "partitioned": partitioned,
+        "samesite": samesite,
+        "httponly": httponly,
+    }
+    app.config["MAX_COOKIE_SIZE"] = max_size
+    with app.test_request_context():
+        kept, stock = app.response_class("page"), app.response_class("page")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Werkzeug warns about the over-long ones, both ways
+            for _ in range(2):  # the first builds the attributes' part, the second reuses it
+                signing._set_cookie(app, kept, name, value, expires, attributes)
+                stock.set_cookie(name, value, expires=expires, **attributes)
+        assert kept.headers.getlist("Set-Cookie") == stock.headers.getlist("Set-Cookie")
 
 
 def test_values_flask_tags_are_still_tagged(app):

@@ -23,7 +23,12 @@ def first_values() -> dict[str, str]:
             found = parsed.to_dict()
         else:
             found = {}
-            pairs = parse_qsl(req.query_string.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+            query = req.query_string.decode()
+            if "%" in query or "+" in query:
+                pairs = parse_qsl(query, keep_blank_values=True, errors="werkzeug.url_quote")
+            else:
+                # Nothing to unquote (a campaign link's tags): what parse_qsl does, without its calls per pair.
+                pairs = [pair.partition("=")[::2] for pair in query.split("&") if pair]
             for name, value in pairs:
                 found.setdefault(name, value)
         req.__dict__[_KEY] = found

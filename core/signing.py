@@ -346,10 +346,11 @@ def _vary_cookie(response: Any) -> None:
     """response.vary.add("Cookie"), without parsing the header into a set and writing it back when it has no Vary
     yet or says exactly that (a new visitor's page view added it twice: about half of saving the session)."""
     headers = response.headers
-    current = headers.get("Vary")
-    if current is None:
-        headers["Vary"] = "Cookie"
-    elif current != "Cookie":
+    # getlist, not get: Headers.get builds and catches a BadRequestKeyError when the header is missing.
+    current = headers.getlist("Vary")
+    if not current:
+        headers.add("Vary", "Cookie")
+    elif current[0] != "Cookie":  # response.vary reads the first Vary header only
         response.vary.add("Cookie")
 
 

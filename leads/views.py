@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 
@@ -70,6 +70,9 @@ def _render(campaign: Campaign, form: SignupForm, status: int = 200, notice: str
     return Response(html, status=status)
 
 
+# markupsafe's escape of a plain string in one C call: the five characters it replaces, replaced as it does.
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+
 # What differs between two first visits to a landing page; everything else is the same bytes for everyone.
 PAGE_SLOTS = (*UTM_FIELDS, "referrer", "started", "csrf_token", "landing_variant")
 
@@ -93,8 +96,9 @@ class LandingSkeleton:
         """The page as UTF-8, each slot's value escaped as the form widgets escape attribute values."""
         out: list[bytes | str] = list(self.encoded)
         for index in range(1, len(out), 2):
-            # markupsafe's escape turns " into &#34; exactly as the widgets' html_params does.
-            out[index] = escape(values[out[index]]).encode()  # type: ignore[index]
+            value = values[out[index]]  # type: ignore[index]
+            # As markupsafe's escape, which turns " into &#34; exactly as the widgets' html_params does.
+            out[index] = (value.translate(_ESCAPES) if type(value) is str else str(escape(value))).encode()
         return b"".join(out)  # type: ignore[arg-type]
 
 
@@ -109,12 +113,12 @@ def _landing_form(slug: str, values: Mapping[str, str]) -> SignupForm:
     return form
 
 
-def _skeleton(campaign: Campaign, token: str) -> LandingSkeleton | None:
+def _skeleton(campaign: Campaign, token: str, app: Flask, script_root: str) -> LandingSkeleton | None:
     """The landing page of `campaign` cut at its slots, built on first use; None while templates auto-reload."""
-    if current_app.jinja_env.auto_reload:
+    if app.jinja_env.auto_reload:
         return None
-    cache: dict[tuple[str, str], LandingSkeleton] = current_app.extensions.setdefault("leads.landing_pages", {})
-    key = (campaign.slug, request.script_root, campaign.page.headline, campaign.page.intro)
+    cache: dict[tuple[str, str], LandingSkeleton] = app.extensions.setdefault("leads.landing_pages", {})
+    key = (campaign.slug, script_root, campaign.page.headline, campaign.page.intro)
     skeleton = cache.get(key)
     if skeleton is not None and skeleton.campaign is campaign:
         return skeleton
@@ -141,13 +145,19 @@ def _signup_limit() -> str:
 def landing(slug: str) -> Response:
     """Show a campaign's landing page with the form, carrying the visit's UTM tags and referrer."""
     campaign = _campaign_or_404(slug)
+    # The objects behind the proxies, looked up once: every lookup of a proxy finds the context again.
+    app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
     # A plain dict: MultiDict.get raises and catches an HTTP exception for every tag the address does not carry.
     args = first_values()
-    values = {name: _utm_value(args.get(name, "")) for name in UTM_FIELDS}
-    values["referrer"] = _referrer_value(request.referrer or "")
+    values = {}
+    for name in UTM_FIELDS:
+        given = args.get(name)
+        values[name] = _utm_value(given) if given else ""  # most visits carry only some tags
+    referrer = req.referrer
+    values["referrer"] = _referrer_value(referrer) if referrer else ""
     values["started"] = sign_started()
     # Also puts the token's secret in the visitor's session, as rendering the form's token field does.
-    values["csrf_token"] = csrf_token() if current_app.config.get("WTF_CSRF_ENABLED", True) else ""
+    values["csrf_token"] = csrf_token() if app.config.get("WTF_CSRF_ENABLED", True) else ""
     # A headline test: this view's variant, counted, and carried back by the form (no cookie).
     variant = experiments.pick(campaign)
     values["landing_variant"] = experiments.sign(slug, variant)
@@ -155,7 +165,7 @@ def landing(slug: str) -> Response:
         experiments.counter().count(slug, variant)
         campaign = campaign.with_page_variant(variant.rpartition(":")[2])
     # The page is the same for every first visit but for these values: render it once, then fill them in.
-    skeleton = _skeleton(campaign, values["csrf_token"])
+    skeleton = _skeleton(campaign, values["csrf_token"], app, req.script_root)
     if skeleton is None:
         return _render(campaign, _landing_form(slug, values))
     return Response(skeleton.fill(values), mimetype="text/html")

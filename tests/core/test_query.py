@@ -39,6 +39,14 @@ def test_the_same_dict_as_werkzeugs_args(pairs, raw):
     assert ours == werkzeugs
 
 
+@settings(max_examples=300, deadline=None)
+@given(query=st.text(alphabet=st.sampled_from(list("aZ09=&; é\u2028\x00_-.")), max_size=40))
+def test_the_same_dict_for_queries_with_nothing_to_unquote(query):
+    """Without '%' or '+' the address is split without parse_qsl: still werkzeug's very dict."""
+    ours, werkzeugs = _both(query.encode())
+    assert ours == werkzeugs
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

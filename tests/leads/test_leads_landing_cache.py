@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
 from sqlalchemy import select
 
 from core.db import db
@@ -60,3 +63,12 @@ def test_each_visitor_gets_their_own_token_and_values(app):
     assert db.session.scalars(select(Lead)).first() is None
     assert first.post(f"/{SLUG}", data={**one, **VALID}).status_code == 303
     assert db.session.scalars(select(Lead)).one().email == VALID["email"].lower()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list("&<>\"'")), max_size=60))
+def test_a_filled_value_is_escaped_exactly_as_the_form_widgets_escape_it(text):
+    """The fill's one-call escape and markupsafe's (which the widgets use) agree on any text."""
+    from leads.views import _ESCAPES
+
+    assert text.translate(_ESCAPES) == str(escape(text))

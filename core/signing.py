@@ -15,6 +15,7 @@ import re
 import secrets
 import zlib
 from functools import lru_cache
+from json.encoder import encode_basestring
 from typing import Any
 
 from flask import Flask, current_app, g, request, session
@@ -149,10 +150,16 @@ _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 class _SignerPerSalt:
     """A URL-safe serializer that builds its signer once per salt instead of once per call."""
 
+    def dumps(self, obj: Any, salt: str | bytes | None = None) -> Any:
+        """As Serializer.dumps: the payload signed, as text for a text serializer."""
+        signed = self.make_signer(salt).sign(self.dump_payload(obj))
+        return signed.decode() if self.is_text_serializer else signed  # type: ignore[attr-defined]
+
     def dump_payload(self, obj: Any) -> bytes:
         """As URLSafeSerializerMixin.dump_payload, skipping zlib for payloads under COMPRESS_FROM bytes."""
         if self.serializer is _CompactJSON and not self.serializer_kwargs:  # type: ignore[attr-defined]
-            json = _COMPACT_JSON.encode(obj).encode()
+            # A string (a CSRF secret) as JSONEncoder.encode writes one with ensure_ascii off, minus its call.
+            json = (encode_basestring(obj) if type(obj) is str else _COMPACT_JSON.encode(obj)).encode()
         else:
             json = want_bytes(self.serializer.dumps(obj, **self.serializer_kwargs))  # type: ignore[attr-defined]
         if len(json) >= COMPRESS_FROM:
@@ -225,17 +232,21 @@ def csrf_token(secret_key: str | bytes | None = None, field_name: str | None = N
         raise RuntimeError("A secret key and a field name are required to use CSRF.")
     # The objects behind the proxies, looked up once: this runs on every landing page view.
     request_g, visitor = g._get_current_object(), session._get_current_object()  # type: ignore[attr-defined]
-    if field_name not in request_g:
+    # g's own dict: its `in`, setattr and get are each a Python call on the namespace object.
+    kept = request_g.__dict__
+    if field_name not in kept:
         signer = timed_serializer(secret_key, CSRF_SALT)
         if field_name not in visitor:
-            visitor[field_name] = secrets.token_hex(20)
+            raw = visitor[field_name] = secrets.token_hex(20)
+        else:
+            raw = visitor[field_name]
         try:
-            token = signer.dumps(visitor[field_name])
+            token = signer.dumps(raw)
         except TypeError:
-            visitor[field_name] = secrets.token_hex(20)
-            token = signer.dumps(visitor[field_name])
-        setattr(request_g, field_name, token)
-    return request_g.get(field_name)
+            raw = visitor[field_name] = secrets.token_hex(20)
+            token = signer.dumps(raw)
+        kept[field_name] = token
+    return kept.get(field_name)
 
 
 class FormCSRF(_FlaskFormCSRF):

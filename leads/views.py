@@ -24,7 +24,7 @@ from leads.forms import SignupForm, capped, looks_like_a_bot, plain_signup, seco
 from leads.models import UTM_FIELDS
 from studio.definitions import RESERVED_SLUGS, Campaign
 from studio.media import images_by_key
-from studio.registry import registry
+from studio.registry import registry, served
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def _campaign_or_404(slug: str) -> Campaign:
     """The active campaign at this slug; anything else is the 404 page."""
     if slug in RESERVED_SLUGS:
         abort(404)
-    campaign = registry().get(slug)
+    # Within a request: the settings were refreshed before it (studio.settings.refresh), registry() would again.
+    campaign = served(current_app._get_current_object()).get(slug)  # type: ignore[attr-defined]
     if campaign is None or not campaign.active:
         abort(404)
     return campaign

@@ -212,8 +212,9 @@ def record(page: str, utm_source: str | None = "", utm_campaign: str | None = ""
     req = request._get_current_object() if has_request_context() else None  # type: ignore[attr-defined]
     agent = ""
     if req is not None:
-        agent = req.headers.get("User-Agent", "")
-        if req.method != "GET" or is_bot(agent):
+        # req.headers.get("User-Agent", "") without the header lookup's four calls (werkzeug reads the environ).
+        agent = req.environ.get("HTTP_USER_AGENT", "")
+        if req.method != "GET" or _BOT.search(agent.lower()) is not None:  # is_bot(agent)
             return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     buffer: PageViewBuffer | None = app.extensions.get("pageviews")
@@ -241,8 +242,10 @@ LANDING_ENDPOINT = "leads.landing"
 
 def _after_request(response: Response) -> Response:
     # Landing pages belong to the leads blueprint, below this one; count them here so that view needs no change.
-    if response.status_code == 200 and request.endpoint == LANDING_ENDPOINT and request.method == "GET":
-        record_request(request.path)
+    if response.status_code == 200:
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        if req.endpoint == LANDING_ENDPOINT and req.method == "GET":
+            record_request(req.path)
     buffer: PageViewBuffer | None = current_app.extensions.get("pageviews")
     if buffer is not None and buffer.due():
         # Written after the response has gone out, so the visitor never waits for the database.

@@ -106,5 +106,10 @@ def find_campaign(slug: str) -> Campaign | None:
 def registry() -> CampaignRegistry:
     """The current app's campaigns (the site settings are brought up to date on the way: the worker reads both)."""
     refresh_settings()
-    live = current_app.extensions["campaigns"]
+    return served(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def served(app: Flask) -> CampaignRegistry:
+    """The app's campaigns, without the site settings' check: a request's before_request hook has made it."""
+    live = app.extensions["campaigns"]
     return live.current() if isinstance(live, LiveRegistry) else live

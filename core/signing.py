@@ -279,9 +279,19 @@ class SessionJSON(TaggedJSONSerializer):
         ):
             provider = current_app.json
             if type(provider) is DefaultJSONProvider and provider.sort_keys and provider.ensure_ascii:
+                if len(value) == 1:
+                    ((key, item),) = value.items()
+                    if type(item) is str and _json_bare(key) and _json_bare(item):
+                        # A new visitor's session: JSONEncoder.encode builds an encoder and a closure per call.
+                        return f'{{"{key}":"{item}"}}'
                 return _PLAIN_JSON.encode(value)
             return json_dumps(value, separators=(",", ":"))
         return super().dumps(value)
+
+
+def _json_bare(text: str) -> bool:
+    """Whether JSON writes `text` between its quotes as it is (printable ASCII but for the quote and backslash)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def key_set(app: Flask) -> tuple[str | bytes, ...]:

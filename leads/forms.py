@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-from flask import current_app
+from flask import Flask, current_app
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
 from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField, TelField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from core import signing
-from core.clock import now
+from core.clock import SYSTEM, now
 from core.text import strip_bidi
 from leads import services
 from leads.consent import email_consent_text, privacy_notice_text
@@ -64,15 +64,19 @@ def _serializer() -> URLSafeSerializer:
 _last_stamp: tuple[Any, float, str] | None = None
 
 
-def sign_started() -> str:
+def sign_started(app: Flask | None = None) -> str:
     """A signed 'form shown at' time, to the tenth of a second, rendered into the form and checked on post.
 
     The stamp holds nothing of the visitor: landing views in the same tenth of a second get the same one, signed
-    once (a signature was ~5% of a landing view's time under load).
+    once (a signature was ~5% of a landing view's time under load). `app`: the current app, when the caller
+    holds it (the landing view: each proxy lookup finds the context again).
     """
     global _last_stamp
-    serializer = _serializer()
-    moment = math.floor(now().timestamp() * 10) / 10
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    serializer = signing.serializer(app.config["SECRET_KEY"], TIMESTAMP_SALT)
+    # core.clock.now(), with the app in hand
+    moment = math.floor(app.extensions.get("clock", SYSTEM).now().timestamp() * 10) / 10
     last = _last_stamp
     if last is not None and last[0] is serializer and last[1] == moment:
         return last[2]

@@ -154,9 +154,9 @@ def landing(slug: str) -> Response:
     for name in UTM_FIELDS:
         given = args.get(name)
         values[name] = _utm_value(given) if given else ""  # most visits carry only some tags
-    referrer = req.referrer
+    referrer = req.environ.get("HTTP_REFERER")  # req.referrer, without the header lookup's calls
     values["referrer"] = _referrer_value(referrer) if referrer else ""
-    values["started"] = sign_started()
+    values["started"] = sign_started(app)
     # Also puts the token's secret in the visitor's session, as rendering the form's token field does.
     values["csrf_token"] = csrf_token() if app.config.get("WTF_CSRF_ENABLED", True) else ""
     # A headline test: this view's variant, counted, and carried back by the form (no cookie).

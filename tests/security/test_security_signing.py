@@ -174,6 +174,22 @@ def test_a_new_visitors_session_cookie_is_exactly_flasks(app, monkeypatch):
             assert kept.loads(stock.dumps(session)) == stock.loads(kept.dumps(session)) == session
 
 
+_TRICKY_TEXT = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(['"', "\\", "\x7f", "\x1f"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.one_of(_TRICKY_TEXT, st.sampled_from([" t", " di", "csrf_token", "_fresh"])),
+    value=st.one_of(_TRICKY_TEXT, st.integers(), st.sampled_from([secrets.token_hex(20)])),
+)
+def test_a_one_value_session_is_written_exactly_as_flask_writes_it(app, key, value):
+    """The one-value session's JSON written by hand: Flask's very cookie for any key (tags included) and value."""
+    with app.test_request_context():
+        assert app.session_interface.serializer.dumps({key: value}) == STOCK_SESSION.serializer.dumps({key: value})
+        cookie = app.session_interface.get_signing_serializer(app).dumps({key: value})
+        assert STOCK_SESSION.get_signing_serializer(app).loads(cookie) == {key: value}
+
+
 @pytest.mark.parametrize(
     ("vary", "contents", "accessed", "modified", "permanent"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -73,6 +74,8 @@ def _render(campaign: Campaign, form: SignupForm, status: int = 200, notice: str
 
 # markupsafe's escape of a plain string in one C call: the five characters it replaces, replaced as it does.
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+# translate looks up every character; most values (the signed ones always) hold none of the five.
+_NEEDS_ESCAPE = re.compile("[&<>\"']")
 
 # What differs between two first visits to a landing page; everything else is the same bytes for everyone.
 PAGE_SLOTS = (*UTM_FIELDS, "referrer", "started", "csrf_token", "landing_variant")
@@ -99,7 +102,11 @@ class LandingSkeleton:
         for index in range(1, len(out), 2):
             value = values[out[index]]  # type: ignore[index]
             # As markupsafe's escape, which turns " into &#34; exactly as the widgets' html_params does.
-            out[index] = (value.translate(_ESCAPES) if type(value) is str else str(escape(value))).encode()
+            if type(value) is not str:
+                value = str(escape(value))
+            elif _NEEDS_ESCAPE.search(value) is not None:
+                value = value.translate(_ESCAPES)
+            out[index] = value.encode()
         return b"".join(out)  # type: ignore[arg-type]
 
 

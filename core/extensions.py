@@ -29,8 +29,10 @@ class PostLimiter(Limiter):
     exemptions on every page view (a fifth of a landing page view's instructions) only to find none."""
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
-        """Flask-Limiter's check (its before_request hook and its decorators' wrapper), for counted methods only."""
-        if request.method in UNLIMITED_METHODS:
+        """Flask-Limiter's check (its before_request hook and its decorators' wrapper), for counted methods only,
+        and not at all while limits are off (RATELIMIT_ENABLED=0), where it still walked its meta limits and
+        exemptions on every signup to count nothing."""
+        if request.method in UNLIMITED_METHODS or not self.enabled:
             return
         super()._check_request_limit(callable_name, in_middleware)
 

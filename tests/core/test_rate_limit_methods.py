@@ -39,3 +39,12 @@ def test_page_views_past_the_signup_limit_still_answer_and_posts_are_still_refus
     assert refused.status_code == 429
     assert refused.headers["X-RateLimit-Limit"] == "1"
     assert visitor.client.head(f"/{SLUG}").status_code == 200
+
+
+def test_with_limits_off_every_post_past_the_limit_goes_through_without_limit_headers(make_config) -> None:
+    """RATELIMIT_ENABLED=0 (tests, benchmarks): the limiter is skipped outright and nothing is refused."""
+    visitor = Visitor(create_app(make_config(SIGNUP_RATE_LIMIT="1/minute", RATELIMIT_ENABLED=False)).test_client())
+    for n in range(3):
+        answer = visitor.submit(email=f"again{n}@example.com")
+        assert answer.status_code == 303
+        assert "X-RateLimit-Limit" not in answer.headers

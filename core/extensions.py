@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 
 from core.signing import CookieSessionInterface, CSRFProtect
 
@@ -68,6 +68,10 @@ def limiter_probe() -> dict[str, Any]:
     }
 
 
+def _lazy_current_user() -> dict[str, Any]:
+    return {"current_user": current_user}
+
+
 def init_app(app: Flask) -> None:
     """Bind the extensions to the app and report the rate-limit store on /healthz."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
@@ -79,7 +83,11 @@ def init_app(app: Flask) -> None:
     # The limiter is one object for every app built in this process (the tests build many): a new app's store
     # starts out healthy, whatever an earlier app's store did.
     limiter._storage_dead = False
-    login_manager.init_app(app)
+    # Templates get current_user as Flask-Login's lazy proxy instead of its context processor's eager load: that
+    # load ran on every rendered page, and for a visitor whose session holds only a CSRF secret "strong" session
+    # protection then rewrote the session and sent an expired remember_token cookie with each public page.
+    login_manager.init_app(app, add_context_processor=False)
+    app.context_processor(_lazy_current_user)
     login_manager.login_view = "admin.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.session_protection = "strong"

@@ -159,3 +159,28 @@ def test_a_known_browser_still_has_its_own_failure_limit(app):
     ips = [f"203.0.113.{n}" for n in range(1, limit + 2)]  # a new IP each time: only the browser's own count holds
     statuses = [_sign_in(browser, ip, password=f"wrong guess {n}") for n, ip in enumerate(ips)]
     assert statuses == [401] * limit + [429], statuses
+
+
+def test_a_visitors_public_pages_set_no_cookie_after_the_first(app, client):
+    """Only the page that puts the CSRF secret in the session sets a cookie; the thank-you page, the blog and a
+    404 neither rewrite the session nor expire a remember_token the visitor never had (templates read
+    current_user lazily, and public pages never read it)."""
+    first = client.get("/stem-cell-therapy")
+    assert [h.split("=", 1)[0] for h in first.headers.getlist("Set-Cookie")] == ["session"]
+    for path in ("/stem-cell-therapy/thank-you", "/blog/", "/no-such-page", "/stem-cell-therapy"):
+        answer = client.get(path)
+        assert answer.headers.getlist("Set-Cookie") == [], (path, answer.headers.getlist("Set-Cookie"))
+
+
+def test_signed_in_staff_still_see_their_name_and_a_stolen_cookie_still_fails(app, client):
+    """current_user in the admin's templates is the same user once loaded lazily; "strong" protection still
+    refuses the session from another browser."""
+    make_user(app)
+    assert login(client).status_code == 302
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    assert EMAIL in page.get_data(as_text=True)
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    stolen = thief.get("/admin/", headers={"User-Agent": "another browser"})
+    assert stolen.status_code in (302, 401)

@@ -236,18 +236,22 @@ def dispatch_app(url: str, instance: Path, host: str, concurrency: int):
     return app
 
 
-def dispatch_figures(url: str, instance: Path, emails: int = DISPATCH_EMAILS, rounds: int = DISPATCH_ROUNDS) -> dict:
+def dispatch_figures(
+    url: str, instance: Path, emails: int = DISPATCH_EMAILS, rounds: int = DISPATCH_ROUNDS, *, prepared: bool = False
+) -> dict:
     """Emails/s of ticks sending `emails` due steps at NURTURE_CONCURRENCY=8, and of the two bare loops.
 
     Rounds alternate worker and pipelined baseline (a shared machine drifts); the figures are the medians.
+    `prepared`: the database at `url` already has the schema and the published content (make bench's own).
     """
     provider = FakeProvider(PROVIDER_DELAY)
     try:
         app = dispatch_app(url, instance, provider.url, CONCURRENCY)
-        with app.app_context():
-            Base.metadata.drop_all(db.engine)
-            Base.metadata.create_all(db.engine)
-        publish_content(app)
+        if not prepared:
+            with app.app_context():
+                Base.metadata.drop_all(db.engine)
+                Base.metadata.create_all(db.engine)
+            publish_content(app)
         with app.app_context():
             seed_enrolled(db.engine, emails, emails, NOW, NOW - timedelta(minutes=1), NOW + timedelta(days=30))
         worker, pipelined, bodies = [], [], []

@@ -52,7 +52,6 @@ PIPELINED_ROUNDS = 2
 TARGETS = {
     "landing_ratio": 0.7,
     "signup_ratio": 0.5,
-    "dispatch_ratio": 0.6,
     "dispatch_pipelined_ratio": 0.8,
     "dispatch_sequential_ratio": 5.0,
 }
@@ -391,10 +390,13 @@ def bench_dispatch(report: Report, url: str, workdir: Path) -> None:
     engine.dispose()
     rate, bare_rate = max(r for r, _ in rates), max(b for _, b in rates)
     rounds = [r / b for r, b in rates]
-    report.say("dispatch = `flask nurture tick` (in-process, repeated until drained) with MAIL_BACKEND=sendgrid")
+    report.say("dispatch = `flask nurture tick` (in-process, repeated until drained) with MAIL_BACKEND=sendgrid,")
+    report.say("  the fake answering at once; baseline: the same requests one at a time. Shown without a verdict:")
+    report.say("  what the send guarantee and composing cost when the provider takes no time; the dispatch targets")
+    report.say("  are the pipelined figures below (a provider answering after 50 ms)")
     report.figure("dispatch_emails_per_s", rate)
     report.figure("dispatch_baseline_emails_per_s", bare_rate)
-    report.ratio("dispatch_ratio", rate / bare_rate, max(rounds) - min(rounds))
+    report.say(f"dispatch_ratio {rate / bare_rate:.2f} ± {max(rounds) - min(rounds):.2f} between rounds (no target)")
 
 
 def bench_pipelined(report: Report, url: str, workdir: Path) -> None:

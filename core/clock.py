@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 
 
 class SystemClock:
@@ -48,8 +48,13 @@ _system = SYSTEM = SystemClock()
 def now() -> datetime:
     """The app's notion of now: the configured clock inside an app context, else the system clock."""
     if has_app_context():
-        return current_app.extensions.get("clock", _system).now()
+        return app_now(current_app._get_current_object())  # type: ignore[attr-defined]
     return _system.now()
+
+
+def app_now(app: Flask) -> datetime:
+    """now() for a caller that already holds the app (the landing view: a proxy lookup per call otherwise)."""
+    return app.extensions.get("clock", _system).now()
 
 
 def init_app(app) -> None:  # noqa: ANN001

@@ -16,7 +16,7 @@ from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectFie
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from core import signing
-from core.clock import SYSTEM, now
+from core.clock import app_now, now
 from core.text import strip_bidi
 from leads import services
 from leads.consent import email_consent_text, privacy_notice_text
@@ -55,9 +55,9 @@ def capped(limit: int) -> Any:
     return _filter
 
 
-def _serializer() -> URLSafeSerializer:
+def _serializer(app: Flask | None = None) -> URLSafeSerializer:
     # Built once per key: every landing page view signs a start time.
-    return signing.serializer(current_app.config["SECRET_KEY"], TIMESTAMP_SALT)
+    return signing.serializer((app or current_app).config["SECRET_KEY"], TIMESTAMP_SALT)
 
 
 # The last stamp signed: (serializer, time, signed). Views in the same tenth of a second share it.
@@ -74,9 +74,8 @@ def sign_started(app: Flask | None = None) -> str:
     global _last_stamp
     if app is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-    serializer = signing.serializer(app.config["SECRET_KEY"], TIMESTAMP_SALT)
-    # core.clock.now(), with the app in hand
-    moment = math.floor(app.extensions.get("clock", SYSTEM).now().timestamp() * 10) / 10
+    serializer = _serializer(app)
+    moment = math.floor(app_now(app).timestamp() * 10) / 10
     last = _last_stamp
     if last is not None and last[0] is serializer and last[1] == moment:
         return last[2]

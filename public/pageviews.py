@@ -214,7 +214,7 @@ def record(page: str, utm_source: str | None = "", utm_campaign: str | None = ""
     if req is not None:
         # req.headers.get("User-Agent", "") without the header lookup's four calls (werkzeug reads the environ).
         agent = req.environ.get("HTTP_USER_AGENT", "")
-        if req.method != "GET" or _BOT.search(agent.lower()) is not None:  # is_bot(agent)
+        if req.method != "GET" or is_bot(agent):
             return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     buffer: PageViewBuffer | None = app.extensions.get("pageviews")

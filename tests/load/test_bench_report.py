@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import RSS_TARGET_MB, TARGETS, Report
-
-
-def test_each_issue_target_is_checked_with_its_figure():
-    assert TARGETS["landing_ratio"] == 0.7
-    assert TARGETS["signup_ratio"] == 0.5
-    assert TARGETS["dispatch_pipelined_ratio"] == 0.8
-    assert TARGETS["dispatch_sequential_ratio"] == 5.0
+from bench.run import RSS_TARGET_MB, Report
 
 
 def test_a_miss_beyond_the_spread_fails_and_one_within_it_is_only_reported():
